@@ -1,0 +1,271 @@
+"""The backend interface: one abstract streaming method, everything else built on it.
+
+A backend implements :meth:`Backend._generate`, an async generator of
+:class:`~mixchat.backends.events.TextDelta` (and optionally ``Queued``, ``Usage``). The public
+:meth:`Backend.stream` wraps it: it loads the model once, watches the request's cancel token,
+turns every failure into a final ``Done`` with a one-line error, and measures time to first
+token and tokens per second the same way for every backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Hashable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from mixchat.backends.events import Done, Event, Queued, TextDelta, Usage
+from mixchat.config import SamplingParams, Settings
+from mixchat.errors import MixchatError
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, str]
+
+
+class Capability(str, enum.Enum):
+    """What a backend can do beyond streaming text; the agent picks its strategy from these."""
+
+    JSON_SCHEMA = "json_schema"  # output constrained to a JSON schema (grammar, json_schema format)
+    JSON_MODE = "json_mode"  # output is some valid JSON object
+    TOOL_CALLING = "tool_calling"  # native tool calls (the agent may use them as an option)
+    PREFIX_CACHE = "prefix_cache"  # a prompt that extends the last one re-uses its KV cache
+    TOKENIZER = "tokenizer"  # count_tokens is exact, not an estimate
+
+
+class CancelToken:
+    """Set by whoever wants generation stopped (the stop button, a closed page).
+
+    Thread-safe: worker threads poll :meth:`is_set`, coroutines ``await`` :meth:`wait`.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._event.set()
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(_resolve, future)
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    async def wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if self._event.is_set():
+                return
+            self._waiters.append((loop, future))
+        await future
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+@dataclass
+class ChatRequest:
+    """One reply to generate.
+
+    ``messages`` are OpenAI-style dicts: an optional leading system message, then user and
+    assistant turns alternating, ending with a user turn. ``assistant_prefix`` starts the reply
+    with given text (raw-prompt backends). ``json_schema`` asks for output valid against it, where
+    the backend declares ``JSON_SCHEMA`` or ``JSON_MODE``; ``tools`` are native tool definitions
+    (OpenAI function format) where it declares ``TOOL_CALLING``.
+    """
+
+    messages: list[Message]
+    params: SamplingParams = field(default_factory=SamplingParams)
+    json_schema: dict[str, Any] | None = None
+    assistant_prefix: str = ""
+    tools: list[dict[str, Any]] | None = None
+    cancel: CancelToken = field(default_factory=CancelToken)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A native tool call the model made (backends with ``TOOL_CALLING``)."""
+
+    name: str
+    arguments: str  # JSON text
+
+
+@dataclass
+class Reply:
+    """A whole reply: the text and the final summary."""
+
+    text: str
+    done: Done
+    tool_calls: list[ToolCall] = field(default_factory=list)
+
+
+class Backend(ABC):
+    """A model that streams replies. Subclasses live one per file in ``mixchat.backends``."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    default_model: ClassVar[str | None] = None
+    #: Models to list in ``mixchat models`` (the backend may accept others).
+    known_models: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._loaded = False
+        self._load_lock = asyncio.Lock()
+
+    @classmethod
+    def instance_key(cls, settings: Settings) -> Hashable:
+        """Settings that make a different instance; requests with the same key share one."""
+        return (cls.name, settings.model, settings.base_url)
+
+    @property
+    def model_name(self) -> str:
+        return self.settings.model or self.default_model or self.name
+
+    @property
+    def context_length(self) -> int | None:
+        """Tokens the model can attend to, prompt and reply together; None: unknown."""
+        return None
+
+    @property
+    def description(self) -> str:
+        """What the welcome message says about the model that answers."""
+        return f"{self.model_name} ({self.name})"
+
+    def count_tokens(self, messages: list[Message]) -> int:
+        """Tokens the prompt of ``messages`` takes; an estimate unless ``TOKENIZER`` is declared."""
+        return sum(len(m["content"]) // 3 + 4 for m in messages) + 2
+
+    async def load(self) -> None:
+        """Load the model if it is not loaded; safe to call from many sessions at once."""
+        if self._loaded:
+            return
+        async with self._load_lock:
+            if not self._loaded:
+                await self._load()
+                self._loaded = True
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    async def _load(self) -> None:
+        """Slow set-up (weights, clients); run blocking parts with ``asyncio.to_thread``."""
+
+    @abstractmethod
+    def _generate(self, request: ChatRequest) -> AsyncIterator[TextDelta | Queued | Usage | ToolCall]:
+        """Stream the reply. Stop promptly when ``request.cancel`` is set or on ``aclose()``."""
+
+    async def aclose(self) -> None:
+        """Release the model and its connections."""
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Event | ToolCall]:
+        """Stream the reply's events; the last one is always a :class:`Done`. Never raises
+        for model or server failures: they end the stream with ``finish_reason="error"``."""
+        meter = _Meter()
+        usage = Usage()
+        finish: str | None = None
+        error: BaseException | None = None
+        try:
+            await self.load()
+            async for event in _until_cancelled(self._generate(request), request.cancel):
+                if isinstance(event, TextDelta):
+                    if event.text:
+                        meter.text(event.text)
+                        yield event
+                elif isinstance(event, Usage):
+                    usage = event
+                else:
+                    yield event
+            finish = "cancelled" if request.cancel.is_set() else (usage.finish_reason or "stop")
+        except MixchatError as exc:
+            error = exc
+        except Exception as exc:  # a library failure we did not map: still one clear line
+            log.exception("%s backend failed", self.name)
+            error = exc
+        yield meter.done(
+            finish_reason="error" if error else finish,  # type: ignore[arg-type]
+            usage=usage,
+            error=error,
+        )
+
+    async def complete(self, request: ChatRequest) -> Reply:
+        """Drain :meth:`stream` into a whole reply."""
+        parts: list[str] = []
+        calls: list[ToolCall] = []
+        async for event in self.stream(request):
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+            elif isinstance(event, ToolCall):
+                calls.append(event)
+            elif isinstance(event, Done):
+                return Reply("".join(parts), event, calls)
+        raise AssertionError("stream ended without Done")  # pragma: no cover
+
+
+async def _until_cancelled(events: AsyncIterator[Any], cancel: CancelToken) -> AsyncIterator[Any]:
+    """Iterate ``events`` until they end or ``cancel`` is set, then close them at once.
+
+    Closing the generator runs the backend's ``finally`` blocks: the worker thread is told to
+    stop, the HTTP stream is closed. Waiting on the token concurrently means a stalled server
+    or a long prefill cannot delay the stop.
+    """
+    cancelled = asyncio.ensure_future(cancel.wait())
+    iterator = aiter(events)
+    try:
+        while not cancel.is_set():
+            step = asyncio.ensure_future(anext(iterator))
+            await asyncio.wait((step, cancelled), return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():
+                step.cancel()
+                await asyncio.gather(step, return_exceptions=True)
+                break
+            try:
+                yield step.result()
+            except StopAsyncIteration:
+                break
+    finally:
+        cancelled.cancel()
+        await events.aclose()  # type: ignore[attr-defined]
+
+
+class _Meter:
+    """Times one stream the same way for every backend."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.first: float | None = None
+        self.chunks = 0
+
+    def text(self, _: str) -> None:
+        if self.first is None:
+            self.first = time.perf_counter()
+        self.chunks += 1
+
+    def done(self, finish_reason: str, usage: Usage, error: BaseException | None) -> Done:
+        end = time.perf_counter()
+        tokens = usage.completion_tokens if usage.completion_tokens is not None else self.chunks
+        rate = None
+        if self.first is not None and tokens > 1 and end > self.first:
+            rate = (tokens - 1) / (end - self.first)  # decode speed, after the first token
+        return Done(
+            finish_reason=finish_reason,  # type: ignore[arg-type]
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=tokens,
+            time_to_first_token=None if self.first is None else self.first - self.start,
+            duration=end - self.start,
+            tokens_per_second=rate,
+            error=None if error is None else (str(error) or type(error).__name__),
+            error_type=None if error is None else type(error).__name__,
+        )

@@ -1,0 +1,52 @@
+"""The ``echo`` backend: streams the last user message back word by word.
+
+A diagnostics backend: it checks the UI, the streaming path and the tests without a model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+from mixchat.backends.base import Backend, Capability, ChatRequest
+from mixchat.backends.events import TextDelta, Usage
+
+
+class EchoBackend(Backend):
+    name = "echo"
+    default_model = "echo"
+    known_models = ("echo",)
+    capabilities = frozenset({Capability.TOKENIZER})
+
+    @property
+    def description(self) -> str:
+        return "the echo backend (diagnostics: it repeats your message)"
+
+    @property
+    def context_length(self) -> int:
+        return self.settings.n_ctx
+
+    def count_tokens(self, messages: list[dict[str, str]]) -> int:
+        return sum(len(m["content"].split()) + 1 for m in messages)
+
+    async def _generate(self, request: ChatRequest) -> AsyncIterator[TextDelta | Usage]:
+        text = request.assistant_prefix + _last_user(request.messages)
+        words = re.findall(r"\s*\S+\s*|\s+", text)
+        limit = request.params.max_tokens
+        for index, word in enumerate(words[:limit]):
+            if index and self.settings.echo_delay:
+                await asyncio.sleep(self.settings.echo_delay)
+            yield TextDelta(word)
+        yield Usage(
+            prompt_tokens=self.count_tokens(request.messages),
+            completion_tokens=min(len(words), limit),
+            finish_reason="length" if len(words) > limit else "stop",
+        )
+
+
+def _last_user(messages: list[dict[str, str]]) -> str:
+    for message in reversed(messages):
+        if message["role"] == "user":
+            return message["content"]
+    return ""

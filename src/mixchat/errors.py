@@ -1,0 +1,99 @@
+"""mixchat's errors: library failures are translated into these at each boundary.
+
+The UI and the CLI show ``str(error)`` as one line, so every message says what went
+wrong and what to do, and never contains a secret (an API key) or a traceback.
+
+    MixchatError
+    ├── ConfigError          a setting has a value that is not allowed
+    ├── MissingDependency    an optional package is not installed
+    ├── ModelLoadError       a model file or directory is missing, corrupt or unreadable
+    └── BackendError         generation failed
+        ├── AuthError        the server refused the credentials (401/403)
+        ├── RateLimited      too many requests (429), after retries
+        ├── BadRequest       the server rejected the request (400/404/422), with its reason
+        ├── ServerError      the server failed (5xx), after retries
+        ├── Unreachable      no connection could be made
+        ├── Timeout          no answer within the read timeout
+        ├── StreamCut        the reply stream ended before it was complete
+        └── ContextOverflow  the conversation does not fit the model's context
+"""
+
+from __future__ import annotations
+
+
+class MixchatError(Exception):
+    """Base of every error mixchat raises on purpose."""
+
+
+class ConfigError(MixchatError, ValueError):
+    """A setting has a value that is not allowed."""
+
+
+class MissingDependency(MixchatError, ImportError):
+    """An optional package is needed for what was asked."""
+
+    def __init__(self, package: str, extra: str | None = None, purpose: str = "") -> None:
+        install = f"pip install 'mixchat[{extra}]'" if extra else f"pip install {package}"
+        what = f" for {purpose}" if purpose else ""
+        super().__init__(f"{package} is not installed{what}: run `{install}`")
+        self.package = package
+        self.extra = extra
+
+
+class ModelLoadError(MixchatError):
+    """A model could not be loaded."""
+
+
+class BackendError(MixchatError):
+    """Generation failed; ``retryable`` says whether trying again may help."""
+
+    retryable: bool = False
+
+
+class AuthError(BackendError):
+    pass
+
+
+class RateLimited(BackendError):
+    retryable = True
+
+
+class BadRequest(BackendError):
+    pass
+
+
+class ServerError(BackendError):
+    retryable = True
+
+
+class Unreachable(BackendError):
+    retryable = True
+
+
+class Timeout(BackendError):
+    retryable = True
+
+
+class StreamCut(BackendError):
+    pass
+
+
+class ContextOverflow(BackendError):
+    pass
+
+
+__all__ = [
+    "AuthError",
+    "BackendError",
+    "BadRequest",
+    "ConfigError",
+    "ContextOverflow",
+    "MissingDependency",
+    "MixchatError",
+    "ModelLoadError",
+    "RateLimited",
+    "ServerError",
+    "StreamCut",
+    "Timeout",
+    "Unreachable",
+]
