@@ -1,0 +1,144 @@
+"""A conversation as a JSON document (export and import) or as Markdown (to read or share).
+
+The JSON export carries a format name and version, so ``parse`` can refuse a file that
+is not ours with one clear line instead of importing garbage.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from mixchat.store.errors import StoreError
+from mixchat.store.records import Conversation, MessageRecord, Role, Status
+
+FORMAT = "mixchat.conversation"
+VERSION = 1
+
+
+class ExportedMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    content: str
+    status: Status = "complete"
+    stats: dict[str, Any] | None = None
+    steps: list[Any] | None = None
+    created_at: datetime | None = None
+
+
+class ExportedConversation(BaseModel):
+    """The export document; unknown top-level keys are ignored so later versions can add some."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    format: Literal["mixchat.conversation"]
+    version: Literal[1]
+    id: str | None = None
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    backend: str
+    model: str | None = None
+    settings: dict[str, Any] = {}
+    system_prompt: str = ""
+    messages: list[ExportedMessage]
+
+
+def to_json(conversation: Conversation) -> dict[str, Any]:
+    """The export document: plain JSON types, timestamps in ISO 8601 UTC."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "id": conversation.id,
+        "title": conversation.title,
+        "created_at": conversation.created_at.isoformat(),
+        "updated_at": conversation.updated_at.isoformat(),
+        "backend": conversation.backend,
+        "model": conversation.model,
+        "settings": conversation.settings,
+        "system_prompt": conversation.system_prompt,
+        "messages": [_message_json(m) for m in conversation.messages],
+    }
+
+
+def _message_json(message: MessageRecord) -> dict[str, Any]:
+    return {
+        "role": message.role,
+        "content": message.content,
+        "status": message.status,
+        "stats": message.stats,
+        "steps": message.steps,
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+def parse(data: Any) -> ExportedConversation:
+    """The validated export document, or a StoreError naming the first problem."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise StoreError(f"not a mixchat conversation export (no \"format\": \"{FORMAT}\")")
+    if data.get("version") != VERSION:
+        raise StoreError(f"unsupported mixchat export version {data.get('version')!r}: "
+                         f"this mixchat reads version {VERSION}")
+    try:
+        return ExportedConversation.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise StoreError(f"invalid mixchat conversation export: {where}: {first['msg']}") from None
+
+
+def to_markdown(conversation: Conversation) -> str:
+    """The conversation as Markdown: a heading, its settings, then each message in turn."""
+    model = f" · {conversation.model}" if conversation.model else ""
+    lines = [
+        f"# {conversation.title}",
+        "",
+        f"*{conversation.backend}{model} · {_when(conversation.created_at)}*",
+        "",
+    ]
+    if conversation.system_prompt:
+        lines += ["## System", "", conversation.system_prompt, ""]
+    for message in conversation.messages:
+        lines += _message_markdown(message)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _message_markdown(message: MessageRecord) -> list[str]:
+    lines = [f"## {message.role.capitalize()}", "", message.content or "*(empty)*", ""]
+    notes = [message.status] if message.status != "complete" else []
+    notes += _stats_notes(message.stats or {})
+    if notes:
+        lines += ["_" + " · ".join(notes) + "_", ""]
+    if message.steps:
+        lines += [
+            f"<details><summary>{len(message.steps)} agent step(s)</summary>",
+            "",
+            "```json",
+            json.dumps(message.steps, indent=2, ensure_ascii=False),
+            "```",
+            "",
+            "</details>",
+            "",
+        ]
+    return lines
+
+
+def _stats_notes(stats: dict[str, Any]) -> list[str]:
+    notes = []
+    if isinstance(stats.get("completion_tokens"), int):
+        notes.append(f"{stats['completion_tokens']} tokens")
+    if isinstance(stats.get("tokens_per_second"), int | float):
+        notes.append(f"{stats['tokens_per_second']:.1f} tokens/s")
+    if isinstance(stats.get("duration"), int | float):
+        notes.append(f"{stats['duration']:.1f} s")
+    if stats.get("error"):
+        notes.append(str(stats["error"]))
+    return notes
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,126 @@
+"""The schema's history: append-only migrations, recorded in a table, run in one place.
+
+``migrate(engine)`` runs when a store opens and applies, in order, every migration the
+database has not recorded in ``mixchat_migrations``. Never edit or reorder a migration
+that has shipped; add a new one at the end. A migration sees only a Connection and
+spells out its own tables, so it keeps working when ``models.py`` changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+    text,
+)
+
+from mixchat.store.database import WRITE
+from mixchat.store.errors import StoreError
+
+Migration = Callable[[Connection], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+_record_metadata = MetaData()
+migrations_table = Table(
+    "mixchat_migrations",
+    _record_metadata,
+    Column("name", String(200), primary_key=True),
+    Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+#: Any constant: serializes concurrent first starts on PostgreSQL.
+_PG_LOCK_KEY = 0x6D69786368
+
+
+def migration(function: Migration) -> Migration:
+    """Append ``function`` to the history, under its name."""
+    MIGRATIONS.append((function.__name__, function))
+    return function
+
+
+@migration
+def m001_conversations_and_messages(connection: Connection) -> None:
+    metadata = MetaData()
+    Table(
+        "conversations",
+        metadata,
+        Column("id", String(32), primary_key=True),
+        Column("owner", String(200), nullable=False),
+        Column("title", Text, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+        Column("backend", String(100), nullable=False),
+        Column("model", Text),
+        Column("settings", JSON, nullable=False),
+        Column("system_prompt", Text, nullable=False),
+    )
+    Table(
+        "messages",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("conversation_id", String(32),
+               ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+        Column("role", String(20), nullable=False),
+        Column("content", Text, nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("stats", JSON),
+        Column("steps", JSON),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+    )
+    metadata.create_all(connection)
+
+
+@migration
+def m002_listing_indexes(connection: Connection) -> None:
+    """The sidebar lists one owner's conversations newest first; a reload reads one conversation."""
+    connection.execute(text(
+        "CREATE INDEX ix_conversations_owner_updated ON conversations (owner, updated_at)"))
+    connection.execute(text(
+        "CREATE INDEX ix_messages_conversation ON messages (conversation_id, id)"))
+
+
+def applied(connection: Connection) -> list[str]:
+    """Names of the migrations this database has recorded (none for a new database)."""
+    _record_metadata.create_all(connection, checkfirst=True)
+    return list(connection.scalars(select(migrations_table.c.name)))
+
+
+def migrate(engine: Engine, *, until: str | None = None) -> list[str]:
+    """Apply the pending migrations (up to and including ``until``) in one transaction.
+
+    Returns the names applied. A database recording a migration this code does not know
+    was written by a newer mixchat and is left alone.
+    """
+    known = [name for name, _ in MIGRATIONS]
+    with engine.connect().execution_options(**{WRITE: True}) as connection, connection.begin():
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        done = set(applied(connection))
+        if done - set(known):
+            raise StoreError(
+                f"the database was written by a newer mixchat (unknown migrations: "
+                f"{', '.join(sorted(done - set(known)))}): upgrade mixchat"
+            )
+        ran = []
+        for name, function in MIGRATIONS:
+            if name not in done:
+                function(connection)
+                connection.execute(insert(migrations_table).values(name=name))
+                ran.append(name)
+            if name == until:
+                break
+        return ran

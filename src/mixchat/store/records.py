@@ -1,0 +1,51 @@
+"""What the store hands out: plain dataclasses, detached from the database session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant", "tool"]
+Status = Literal["complete", "stopped", "error"]
+
+ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
+STATUSES: tuple[str, ...] = ("complete", "stopped", "error")
+
+#: The owner of every conversation when the web app runs without authentication, and in the CLI.
+LOCAL_OWNER = "local"
+
+
+@dataclass
+class MessageRecord:
+    """One message; ``status`` says whether the reply finished, was stopped, or failed."""
+
+    id: int
+    role: str
+    content: str
+    status: str
+    stats: dict[str, Any] | None
+    steps: list[Any] | None
+    created_at: datetime
+
+
+@dataclass
+class ConversationSummary:
+    """A line of the conversation list."""
+
+    id: str
+    title: str
+    updated_at: datetime
+    backend: str
+    model: str | None
+
+
+@dataclass
+class Conversation(ConversationSummary):
+    """A whole conversation: its settings and its messages, oldest first."""
+
+    owner: str
+    created_at: datetime
+    settings: dict[str, Any]
+    system_prompt: str
+    messages: list[MessageRecord] = field(default_factory=list)

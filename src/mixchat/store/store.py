@@ -1,0 +1,304 @@
+"""ConversationStore: conversations and their messages, kept per owner, one commit per write.
+
+Every method takes the owner and filters by it, so a user who guesses another user's
+conversation id gets NotFound, exactly as for an id that does not exist. Each write is
+its own transaction, committed before the method returns: a process killed at any moment
+loses only the write it was in the middle of.
+
+The API is synchronous (SQLAlchemy's ORM); the web app calls it through asyncio.to_thread.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import exists, or_, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, selectinload
+
+from mixchat.store import export
+from mixchat.store.database import WRITE, describe, open_engine, parse_url, reason, translated
+from mixchat.store.errors import NotFound, StoreError
+from mixchat.store.migrations import migrate
+from mixchat.store.models import ConversationRow, MessageRow, utcnow
+from mixchat.store.records import (
+    ROLES,
+    STATUSES,
+    Conversation,
+    ConversationSummary,
+    MessageRecord,
+)
+
+if TYPE_CHECKING:
+    from mixchat.config import Settings
+
+DEFAULT_TITLE = "New chat"
+TITLE_LENGTH = 60
+
+
+def title_from(first_message: str) -> str:
+    """A conversation title: the first line of its first message, shortened."""
+    words = first_message.strip().split("\n", 1)[0].split()
+    title = " ".join(words)
+    if len(title) > TITLE_LENGTH:
+        title = title[: TITLE_LENGTH - 1].rsplit(" ", 1)[0].rstrip(" ,.;:") + "…"
+    return title or DEFAULT_TITLE
+
+
+class ConversationStore:
+    """Conversations in SQLite or PostgreSQL; the schema is created or upgraded on open."""
+
+    def __init__(self, url: str, *, connect_timeout: float = 10.0) -> None:
+        self.url = parse_url(url)
+        self.engine = open_engine(self.url, connect_timeout=connect_timeout)
+        try:
+            migrate(self.engine)
+        except StoreError:
+            self.engine.dispose()
+            raise
+        except (SQLAlchemyError, OSError) as error:  # an unreachable server, a corrupt file
+            self.engine.dispose()
+            raise StoreError(self._open_error(error)) from error
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConversationStore:
+        return cls(settings.database, connect_timeout=settings.connect_timeout)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> ConversationStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ConversationStore({describe(self.url)!r})"
+
+    # -- conversations
+
+    def create(self, owner: str, *, title: str = DEFAULT_TITLE, backend: str, model: str | None,
+               settings: dict[str, Any], system_prompt: str = "") -> Conversation:
+        now = utcnow()
+        row = ConversationRow(
+            id=uuid.uuid4().hex, owner=owner, title=_clean_title(title), created_at=now,
+            updated_at=now, backend=backend, model=model, settings=dict(settings),
+            system_prompt=system_prompt,
+        )
+        with self._write("creating a conversation") as session:
+            session.add(row)
+            session.flush()
+            return _conversation(row, [])
+
+    def list(self, owner: str, search: str | None = None) -> list[ConversationSummary]:
+        """The owner's conversations, newest first; ``search`` matches titles and message text."""
+        query = select(ConversationRow).where(ConversationRow.owner == owner)
+        if search and search.strip():
+            pattern = "%" + _escape_like(search.strip()) + "%"
+            in_messages = exists().where(
+                MessageRow.conversation_id == ConversationRow.id,
+                MessageRow.content.ilike(pattern, escape="\\"),
+            )
+            query = query.where(or_(ConversationRow.title.ilike(pattern, escape="\\"), in_messages))
+        query = query.order_by(ConversationRow.updated_at.desc(), ConversationRow.created_at.desc())
+        with self._read("listing conversations") as session:
+            return [_summary(row) for row in session.scalars(query)]
+
+    def get(self, owner: str, conversation_id: str) -> Conversation:
+        with self._read("reading a conversation") as session:
+            row = self._owned(session, owner, conversation_id, load_messages=True)
+            return _conversation(row, row.messages)
+
+    def resolve_id(self, owner: str, prefix: str) -> str:
+        """The full id of the owner's conversation whose id starts with ``prefix`` (for the CLI)."""
+        prefix = prefix.strip().lower()
+        if not prefix or not all(c in "0123456789abcdef" for c in prefix):
+            raise NotFound(f"no conversation {prefix!r}")
+        query = (select(ConversationRow.id)
+                 .where(ConversationRow.owner == owner, ConversationRow.id.startswith(prefix))
+                 .limit(2))
+        with self._read("finding a conversation") as session:
+            ids = list(session.scalars(query))
+        if not ids:
+            raise NotFound(f"no conversation {prefix!r}")
+        if len(ids) > 1:
+            raise StoreError(f"{prefix!r} matches several conversations: give more of the id")
+        return ids[0]
+
+    def rename(self, owner: str, conversation_id: str, title: str) -> None:
+        with self._write("renaming a conversation") as session:
+            row = self._owned(session, owner, conversation_id)
+            row.title = _clean_title(title)
+            row.updated_at = utcnow()
+
+    def update_settings(self, owner: str, conversation_id: str, *, backend: str | None = None,
+                        model: str | None = None, settings: dict[str, Any] | None = None,
+                        system_prompt: str | None = None) -> None:
+        """Change what answers this conversation; ``None`` leaves a field as it is."""
+        with self._write("saving conversation settings") as session:
+            row = self._owned(session, owner, conversation_id)
+            if backend is not None:
+                row.backend = backend
+            if model is not None:
+                row.model = model
+            if settings is not None:
+                row.settings = dict(settings)
+            if system_prompt is not None:
+                row.system_prompt = system_prompt
+            row.updated_at = utcnow()
+
+    def delete(self, owner: str, conversation_id: str) -> None:
+        with self._write("deleting a conversation") as session:
+            session.delete(self._owned(session, owner, conversation_id))
+
+    # -- messages
+
+    def add_message(self, owner: str, conversation_id: str, role: str, content: str, *,
+                    status: str = "complete", stats: dict[str, Any] | None = None,
+                    steps: list[Any] | None = None) -> int:
+        """Append a message and return its id (ids grow: later messages have larger ids)."""
+        _check(role=role, status=status)
+        with self._write("saving a message") as session:
+            conversation = self._owned(session, owner, conversation_id)
+            now = utcnow()
+            row = MessageRow(conversation_id=conversation.id, role=role, content=content,
+                             status=status, stats=stats, steps=steps, created_at=now)
+            session.add(row)
+            conversation.updated_at = now
+            session.flush()
+            return row.id
+
+    def update_message(self, owner: str, message_id: int, *, content: str | None = None,
+                       status: str | None = None, stats: dict[str, Any] | None = None,
+                       steps: list[Any] | None = None) -> None:
+        """Change a saved message (the reply's final text, status and stats); ``None`` keeps a field."""
+        _check(status=status)
+        with self._write("saving a message") as session:
+            row = self._owned_message(session, owner, message_id)
+            if content is not None:
+                row.content = content
+            if status is not None:
+                row.status = status
+            if stats is not None:
+                row.stats = stats
+            if steps is not None:
+                row.steps = steps
+            row.conversation.updated_at = utcnow()
+
+    def delete_messages_from(self, owner: str, conversation_id: str, message_id: int) -> None:
+        """Remove this message and every later one (undo, regenerate, edit and resend)."""
+        with self._write("deleting messages") as session:
+            conversation = self._owned(session, owner, conversation_id)
+            message = session.get(MessageRow, message_id)
+            if message is None or message.conversation_id != conversation.id:
+                raise NotFound(f"no message {message_id} in conversation {conversation_id}")
+            for row in session.scalars(select(MessageRow).where(
+                    MessageRow.conversation_id == conversation.id, MessageRow.id >= message_id)):
+                session.delete(row)
+            conversation.updated_at = utcnow()
+
+    # -- export and import
+
+    def export_json(self, owner: str, conversation_id: str) -> dict[str, Any]:
+        return export.to_json(self.get(owner, conversation_id))
+
+    def export_markdown(self, owner: str, conversation_id: str) -> str:
+        return export.to_markdown(self.get(owner, conversation_id))
+
+    def import_json(self, owner: str, data: Any) -> str:
+        """Save an exported conversation for ``owner`` under a new id, timestamps kept."""
+        exported = export.parse(data)
+        row = ConversationRow(
+            id=uuid.uuid4().hex, owner=owner, title=_clean_title(exported.title),
+            created_at=exported.created_at, updated_at=exported.updated_at,
+            backend=exported.backend, model=exported.model, settings=exported.settings,
+            system_prompt=exported.system_prompt,
+        )
+        row.messages = [
+            MessageRow(role=m.role, content=m.content, status=m.status, stats=m.stats,
+                       steps=m.steps, created_at=m.created_at or exported.updated_at)
+            for m in exported.messages
+        ]
+        with self._write("importing a conversation") as session:
+            session.add(row)
+        return row.id
+
+    # -- internals
+
+    @contextmanager
+    def _read(self, doing: str) -> Iterator[Session]:
+        with translated(self.url, doing), Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def _write(self, doing: str) -> Iterator[Session]:
+        """One transaction, committed on leaving the block (``BEGIN IMMEDIATE`` on SQLite)."""
+        with translated(self.url, doing), Session(self.engine, expire_on_commit=False) as session:
+            session.connection(execution_options={WRITE: True})
+            yield session
+            session.commit()
+
+    def _owned(self, session: Session, owner: str, conversation_id: str, *,
+               load_messages: bool = False) -> ConversationRow:
+        query = select(ConversationRow).where(
+            ConversationRow.id == conversation_id, ConversationRow.owner == owner)
+        if load_messages:
+            query = query.options(selectinload(ConversationRow.messages))
+        row = session.scalars(query).one_or_none()
+        if row is None:
+            raise NotFound(f"no conversation {conversation_id}")
+        return row
+
+    def _owned_message(self, session: Session, owner: str, message_id: int) -> MessageRow:
+        query = (select(MessageRow).join(MessageRow.conversation)
+                 .where(MessageRow.id == message_id, ConversationRow.owner == owner))
+        row = session.scalars(query).one_or_none()
+        if row is None:
+            raise NotFound(f"no message {message_id}")
+        return row
+
+    def _open_error(self, error: BaseException) -> str:
+        where = describe(self.url)
+        if self.url.get_backend_name() == "sqlite":
+            return (f"cannot open the database {where}: {reason(error)}; if the file is corrupt or "
+                    "not mixchat's, move it aside (mixchat leaves it as it is) or set "
+                    "MIXCHAT_DATABASE_URL")
+        return (f"cannot open the database {where}: {reason(error)}; check that the server is "
+                "running and MIXCHAT_DATABASE_URL")
+
+
+def _check(*, role: str | None = None, status: str | None = None) -> None:
+    if role is not None and role not in ROLES:
+        raise ValueError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
+
+
+def _clean_title(title: str) -> str:
+    return " ".join(title.split())[:200] or DEFAULT_TITLE
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _summary(row: ConversationRow) -> ConversationSummary:
+    return ConversationSummary(id=row.id, title=row.title, updated_at=row.updated_at,
+                               backend=row.backend, model=row.model)
+
+
+def _message(row: MessageRow) -> MessageRecord:
+    return MessageRecord(id=row.id, role=row.role, content=row.content, status=row.status,
+                         stats=row.stats, steps=row.steps, created_at=row.created_at)
+
+
+def _conversation(row: ConversationRow, messages: list[MessageRow]) -> Conversation:
+    return Conversation(
+        id=row.id, title=row.title, updated_at=row.updated_at, backend=row.backend,
+        model=row.model, owner=row.owner, created_at=row.created_at, settings=dict(row.settings),
+        system_prompt=row.system_prompt, messages=[_message(m) for m in messages],
+    )
