@@ -173,12 +173,16 @@ class Backend(ABC):
     async def stream(self, request: ChatRequest) -> AsyncIterator[Event | ToolCall]:
         """Stream the reply's events; the last one is always a :class:`Done`. Never raises
         for model or server failures: they end the stream with ``finish_reason="error"``."""
-        meter = _Meter()
         usage = Usage()
         finish: str | None = None
         error: BaseException | None = None
         try:
-            await self.load()
+            await self.load()  # before the meter starts: loading is not time to first token
+        except Exception as exc:
+            yield _Meter().done("error", usage, exc)
+            return
+        meter = _Meter()
+        try:
             async for event in _until_cancelled(self._generate(request), request.cancel):
                 if isinstance(event, TextDelta):
                     if event.text:

@@ -8,12 +8,15 @@ from mixchat.prompt.mixtral import (
     mixtral_prompt,
     mixtral_token_ids,
 )
+from mixchat.prompt.transcript import TRANSCRIPT_STOP, transcript_prompt
 
 __all__ = [
+    "TRANSCRIPT_STOP",
     "gemma_prompt",
     "mistral_v1_sentencepiece",
     "mistral_v1_tokenizer_path",
     "mixtral_prompt",
     "mixtral_token_ids",
     "split_system",
+    "transcript_prompt",
 ]
