@@ -1,0 +1,169 @@
+"""The ``mixchat`` command: serve the web app, chat in the terminal, ask one question."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from mixchat.cli.options import with_settings
+from mixchat.cli.terminal import format_stats, stream_reply
+from mixchat.config import Settings
+from mixchat.errors import MixchatError
+
+app = typer.Typer(
+    name="mixchat",
+    help="A private, fast chat app for Mixtral-family models. With no configuration it runs "
+    "offline on a small embedded model; point it at Mixtral with --model, --backend mistral, "
+    "or --backend openai --base-url URL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _messages(settings: Settings, history: list[dict[str, str]]) -> list[dict[str, str]]:
+    system = [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt else []
+    return system + history
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"mixchat: error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+@with_settings
+def ask(
+    settings: Settings,
+    question: Annotated[Optional[str], typer.Argument(help="the question; read from stdin if omitted")] = None,
+    agent: Annotated[bool, typer.Option("--agent", help="answer with tools (Calculator, Search, ...)")] = False,
+    stats: Annotated[bool, typer.Option("--stats", help="print tokens, speed and finish reason to stderr")] = False,
+) -> None:
+    """Answer one question on stdout, streamed (usable in scripts)."""
+    from mixchat.backends import ChatRequest, get_backend
+
+    text = question if question is not None else sys.stdin.read()
+    if not text.strip():
+        _fail("nothing to ask: give a question, or pipe one on stdin")
+    backend = get_backend(settings)
+    if agent:
+        asyncio.run(_ask_agent(settings, backend, text))
+        return
+    request = ChatRequest(_messages(settings, [{"role": "user", "content": text}]), settings.sampling())
+    _, done = asyncio.run(stream_reply(backend, request))
+    if done.error:
+        _fail(done.error)
+    if stats:
+        typer.echo(format_stats(done), err=True)
+
+
+async def _ask_agent(settings: Settings, backend: object, question: str) -> None:
+    from rich.console import Console
+
+    from mixchat.agent import Agent
+    from mixchat.cli.agent_view import print_agent_events
+
+    agent = Agent(backend, max_steps=settings.agent_max_steps)  # type: ignore[arg-type]
+    finished = await print_agent_events(agent.run(question), Console())
+    if finished.reason == "error":
+        _fail(getattr(finished, "error", None) or "the agent failed")
+
+
+@app.command()
+@with_settings
+def chat(settings: Settings) -> None:
+    """Chat in the terminal, streamed, with the whole conversation sent each turn.
+
+    Ctrl+C stops a reply; /reset starts over; /exit (or Ctrl+D) quits.
+    """
+    from mixchat.backends import ChatRequest, get_backend
+
+    backend = get_backend(settings)
+    typer.echo(f"mixchat: talking to {backend.description}. /reset starts over, /exit quits.", err=True)
+    history: list[dict[str, str]] = []
+    while True:
+        try:
+            line = input("you> ")
+        except (EOFError, KeyboardInterrupt):
+            typer.echo("", err=True)
+            return
+        if line.strip() in ("/exit", "/quit"):
+            return
+        if line.strip() == "/reset":
+            history.clear()
+            typer.echo("(conversation cleared)", err=True)
+            continue
+        if not line.strip():
+            continue
+        history.append({"role": "user", "content": line})
+        request = ChatRequest(_messages(settings, history), settings.sampling())
+        reply, done = asyncio.run(stream_reply(backend, request))
+        if done.error:
+            typer.echo(f"[error] {done.error}", err=True)
+            history.pop()
+            continue
+        history.append({"role": "assistant", "content": reply})
+        typer.echo(f"[{format_stats(done)}]", err=True)
+
+
+@app.command()
+@with_settings
+def serve(
+    settings: Settings,
+    host: Annotated[Optional[str], typer.Option(help="address to listen on [default: 127.0.0.1]")] = None,
+    port: Annotated[Optional[int], typer.Option(help="port [default: 5006]")] = None,
+    num_procs: Annotated[int, typer.Option(help="server processes (each loads its own model)")] = 1,
+    show: Annotated[bool, typer.Option("--show", help="open the app in a browser")] = False,
+    basic_auth: Annotated[Optional[str], typer.Option(help="a password, or a JSON file of user: password, to require a login")] = None,
+    cookie_secret: Annotated[Optional[str], typer.Option(help="secret that signs login cookies (set it with --basic-auth)")] = None,
+) -> None:
+    """Serve the chat web app (http://localhost:5006 by default)."""
+    from mixchat.ui import serve as serve_app
+
+    updates = {key: value for key, value in (("host", host), ("port", port)) if value is not None}
+    serve_app(settings.model_copy(update=updates), num_procs=num_procs, show=show,
+              basic_auth=basic_auth, cookie_secret=cookie_secret)
+
+
+@app.command()
+def models() -> None:
+    """List the backends, whether they can run here, and the models they know."""
+    from mixchat.backends import backend_class, names
+
+    for name in names():
+        try:
+            cls = backend_class(name)
+        except MixchatError as error:
+            typer.echo(f"{name:<13} unavailable: {error}")
+            continue
+        listed = ", ".join(cls.known_models) or "any"
+        default = cls.default_model or "(see README)"
+        typer.echo(f"{name:<13} default: {default}\n{'':<13} models: {listed}")
+
+
+def _mount_history() -> None:
+    try:
+        from mixchat.cli.history import history_app
+    except ImportError:  # the store is optional for the library
+        return
+    app.add_typer(history_app, name="history", help="List, show, export and delete stored conversations.")
+
+
+_mount_history()
+
+
+def main() -> None:
+    """Entry point: every mixchat error is one line on stderr and exit status 1."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("mixchat: %(message)s"))
+    logging.getLogger("mixchat").addHandler(handler)
+    logging.getLogger("mixchat").setLevel(logging.INFO)
+    try:
+        app()
+    except MixchatError as error:
+        typer.echo(f"mixchat: error: {error}", err=True)
+        sys.exit(1)

@@ -1,0 +1,53 @@
+"""Streaming a reply to the terminal, shared by ``ask`` and ``chat``."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from typing import TextIO
+
+from mixchat.backends import Backend, CancelToken, ChatRequest, Done, Queued, TextDelta
+
+
+def format_stats(done: Done) -> str:
+    """One line: tokens, speed, time to first token, finish reason."""
+    parts = [f"{done.completion_tokens} tokens"]
+    if done.tokens_per_second:
+        parts.append(f"{done.tokens_per_second:.1f} tok/s")
+    if done.time_to_first_token is not None:
+        parts.append(f"first token {done.time_to_first_token * 1000:.0f} ms")
+    parts.append(done.finish_reason)
+    return " · ".join(parts)
+
+
+async def stream_reply(backend: Backend, request: ChatRequest, out: TextIO = sys.stdout,
+                       status: TextIO = sys.stderr) -> tuple[str, Done]:
+    """Print the reply as it streams; Ctrl+C stops generation and keeps what was written."""
+    loop = asyncio.get_running_loop()
+    cancel: CancelToken = request.cancel
+    try:
+        loop.add_signal_handler(signal.SIGINT, cancel.cancel)
+    except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
+        pass
+    parts: list[str] = []
+    try:
+        async for event in backend.stream(request):
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+                out.write(event.text)
+                out.flush()
+            elif isinstance(event, Queued):
+                status.write(f"\r[waiting: {event.position} ahead]")
+                status.flush()
+            elif isinstance(event, Done):
+                if parts and not parts[-1].endswith("\n"):
+                    out.write("\n")
+                out.flush()
+                return "".join(parts), event
+    finally:
+        try:
+            loop.remove_signal_handler(signal.SIGINT)
+        except (NotImplementedError, RuntimeError):
+            pass
+    raise AssertionError("stream ended without Done")  # pragma: no cover
