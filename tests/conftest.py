@@ -1,0 +1,41 @@
+"""Shared fixtures. Every test runs offline, in a data directory of its own session."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Isolate from the developer's config, keys and data before any Settings is made.
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="mixchat-tests-"))
+os.environ["MIXCHAT_DATA_DIR"] = str(_SESSION_DIR / "data")
+os.environ["MIXCHAT_CONFIG"] = str(_SESSION_DIR / "no-config.toml")
+os.environ["HF_HUB_OFFLINE"] = "1"
+for _name in list(os.environ):
+    if _name.startswith("MIXCHAT_") and _name not in ("MIXCHAT_DATA_DIR", "MIXCHAT_CONFIG"):
+        del os.environ[_name]
+for _name in ("MISTRAL_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+    os.environ.pop(_name, None)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return Path(os.environ["MIXCHAT_DATA_DIR"])
+
+
+@pytest.fixture(scope="session")
+def embedded_gguf(data_dir: Path) -> Path:
+    """The embedded default model, assembled where the llamacpp backend looks for it."""
+    from mixchat.backends.gguf_files import embedded_gguf as assemble
+
+    return assemble(data_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_mixtral_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Mixtral (MoE) GGUF with Mixtral's real vocabulary."""
+    from tiny_mixtral_gguf import build_tiny_mixtral_gguf
+
+    return build_tiny_mixtral_gguf(tmp_path_factory.mktemp("gguf") / "tiny-mixtral.gguf")
