@@ -1,0 +1,279 @@
+"""The agent loop: ask the model for a tool call, run the tool, feed its output back, repeat.
+
+One async generator yields typed events (:mod:`mixchat.agent.events`); the faces render them.
+A reply that is not a valid tool call is fed back as an error the model can correct; at the
+step limit a last call allows only a final answer. The strategy follows the backend:
+
+* ``JSON_SCHEMA`` / ``JSON_MODE``: ``ChatRequest.json_schema`` makes each reply a valid call;
+* otherwise the walkthrough's primer (``assistant_prefix``) and tolerant extraction;
+* ``Agent(native_tools=True)`` on a ``TOOL_CALLING`` backend: native tool calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from mixchat.agent import protocol
+from mixchat.agent.events import (
+    AgentEvent,
+    AgentFinished,
+    AnswerDelta,
+    StepError,
+    StepStarted,
+    ToolCalled,
+    ToolResult,
+)
+from mixchat.agent.memory import Memory, clean_history
+from mixchat.backends import Backend, CancelToken, Capability, ChatRequest, Done, TextDelta, ToolCall
+from mixchat.config import AGENT_SAMPLING, SamplingParams
+from mixchat.errors import ConfigError
+from mixchat.tools.base import FINAL_ANSWER, Tool, normalize_name
+
+_STRUCTURED = frozenset({Capability.JSON_SCHEMA, Capability.JSON_MODE})
+
+
+@dataclass
+class _Turn:
+    """One model call, as it streams: the text, native tool calls, the final summary."""
+
+    primer: str = ""
+    text: str = ""
+    calls: list[ToolCall] = field(default_factory=list)
+    done: Done | None = None
+    answer: protocol.AnswerStream = field(default_factory=protocol.AnswerStream)
+
+    @property
+    def reply(self) -> str:
+        return self.primer + self.text
+
+
+class Agent:
+    """Answers a query by calling tools through the walkthrough's JSON protocol.
+
+        agent = Agent(get_backend(load_settings()))
+        async for event in agent.run("What is the square root of 512 multiplied by 7?"):
+            ...
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        tools: Sequence[Tool] | None = None,
+        max_steps: int = 6,
+        params: SamplingParams = AGENT_SAMPLING,
+        native_tools: bool = False,
+    ) -> None:
+        if tools is None:
+            from mixchat.tools import registered_tools
+
+            tools = registered_tools()
+        if max_steps < 1:
+            raise ConfigError(f"invalid max_steps={max_steps}: the agent needs at least 1 step")
+        if native_tools and Capability.TOOL_CALLING not in backend.capabilities:
+            raise ConfigError(f"the {backend.name} backend does not support native tool calling")
+        self.backend = backend
+        self.tools = {tool.name: tool for tool in tools}
+        if len({normalize_name(name) for name in self.tools}) != len(tools):
+            raise ConfigError("two tools have the same name")
+        self.max_steps = max_steps
+        self.params = params
+        self.native_tools = native_tools
+        self.structured = not native_tools and bool(_STRUCTURED & backend.capabilities)
+
+    @property
+    def tool_names(self) -> list[str]:
+        return list(self.tools)
+
+    async def run(
+        self,
+        query: str,
+        history: list[dict[str, str]] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> AsyncIterator[AgentEvent]:
+        """Events of one answer; always ends with exactly one :class:`AgentFinished`."""
+        cancel = cancel or CancelToken()
+        system = (protocol.native_system_message() if self.native_tools
+                  else protocol.system_message(list(self.tools.values())))
+        memory = Memory(system=system, query=query, history=clean_history(history))
+        for step in range(1, self.max_steps + 1):
+            yield StepStarted(step)
+            async for event in self._step(memory, step, cancel):
+                yield event
+                if isinstance(event, AgentFinished):
+                    return
+        async for event in self._last_call(memory, cancel):
+            yield event
+
+    # -- one step ----------------------------------------------------------------------------
+
+    async def _step(self, memory: Memory, step: int, cancel: CancelToken) -> AsyncIterator[AgentEvent]:
+        turn = _Turn()
+        request = self._request(memory, cancel, turn)
+        async for event in self._generate(request, turn):
+            yield event
+        if (stop := self._stopped(turn, step, cancel)) is not None:
+            yield stop
+            return
+        if self.native_tools:
+            async for event in self._native_step(memory, step, turn, cancel):
+                yield event
+            return
+        try:
+            action = protocol.parse_action(turn.text, self.tool_names, turn.primer)
+        except protocol.ProtocolError as error:
+            if turn.answer.text:  # a final answer already streamed, then cut: keep it
+                yield AgentFinished(turn.answer.text, step, "answer")
+                return
+            yield StepError(step, str(error), turn.reply)
+            memory.add(protocol.recorded_reply(turn.reply),
+                       protocol.correction(error, self.tool_names))
+            return
+        if action.is_final:
+            if rest := _unstreamed(turn, action.input):
+                yield AnswerDelta(rest)
+            yield AgentFinished(action.input, step, "answer")
+            return
+        async for event in self._use_tool(step, action.tool_name, action.input, cancel,
+                                          memory, protocol.recorded_reply(turn.reply)):
+            yield event
+
+    async def _native_step(
+        self, memory: Memory, step: int, turn: _Turn, cancel: CancelToken
+    ) -> AsyncIterator[AgentEvent]:
+        if not turn.calls:
+            yield AgentFinished(turn.text.strip(), step, "answer")
+            return
+        by_function = {protocol.function_name(name): name for name in self.tools}
+        call = turn.calls[0]  # one call per step, like the JSON protocol
+        name = by_function.get(call.name)
+        recorded = json.dumps({"tool_name": name or call.name, "input": _native_input(call)})
+        if name is None:
+            error = protocol.ProtocolError(f'there is no tool named "{call.name}".')
+            yield StepError(step, str(error), recorded)
+            memory.add(recorded, protocol.correction(error, self.tool_names))
+            return
+        async for event in self._use_tool(step, name, _native_input(call), cancel, memory, recorded):
+            yield event
+
+    async def _use_tool(
+        self, step: int, name: str, tool_input: str, cancel: CancelToken, memory: Memory,
+        recorded: str,
+    ) -> AsyncIterator[AgentEvent]:
+        yield ToolCalled(step, name, tool_input)
+        started = time.perf_counter()
+        output = await _run_tool(self.tools[name], tool_input, cancel)
+        if output is None:
+            yield AgentFinished("", step, "cancelled")
+            return
+        ok = not output.startswith("Error")
+        yield ToolResult(step, name, output, ok, time.perf_counter() - started)
+        memory.add(recorded, protocol.observation(output))
+
+    async def _last_call(self, memory: Memory, cancel: CancelToken) -> AsyncIterator[AgentEvent]:
+        """At the step limit: one more call that can only answer."""
+        steps = self.max_steps
+        turn = _Turn()
+        request = self._request(memory, cancel, turn, final=True)
+        async for event in self._generate(request, turn):
+            yield event
+        if (stop := self._stopped(turn, steps, cancel)) is not None:
+            yield stop
+            return
+        if self.native_tools:
+            answer = turn.text.strip()
+        else:
+            try:
+                answer = protocol.parse_action(turn.text, [], turn.primer).input
+            except protocol.ProtocolError:
+                answer = turn.answer.text or turn.text.strip()
+            if rest := _unstreamed(turn, answer):
+                yield AnswerDelta(rest)
+        yield AgentFinished(answer, steps, "step_limit")
+
+    # -- model calls -------------------------------------------------------------------------
+
+    def _request(self, memory: Memory, cancel: CancelToken, turn: _Turn,
+                 final: bool = False) -> ChatRequest:
+        messages = memory.to_messages(protocol.STEP_LIMIT_NOTE if final else "")
+        request = ChatRequest(messages=messages, params=self.params, cancel=cancel)
+        if self.native_tools:
+            request.tools = None if final else protocol.native_tool_specs(list(self.tools.values()))
+        elif self.structured:
+            request.json_schema = protocol.action_schema([] if final else self.tool_names)
+        else:
+            turn.primer = protocol.FINAL_PRIMER if final else protocol.PRIMER
+            request.assistant_prefix = turn.primer
+            request.params = self.params.model_copy(
+                update={"stop": (*self.params.stop, "Tool Output:")})
+        return request
+
+    async def _generate(self, request: ChatRequest, turn: _Turn) -> AsyncIterator[AgentEvent]:
+        """Stream one reply into ``turn``, yielding final-answer text as soon as it is readable."""
+        async with contextlib.aclosing(self.backend.stream(request)) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    turn.text += event.text
+                    if self.native_tools:
+                        yield AnswerDelta(event.text)
+                    elif delta := turn.answer.feed(turn.reply):
+                        yield AnswerDelta(delta)
+                elif isinstance(event, ToolCall):
+                    turn.calls.append(event)
+                elif isinstance(event, Done):
+                    turn.done = event
+
+    def _stopped(self, turn: _Turn, step: int, cancel: CancelToken) -> AgentFinished | None:
+        """The end of the run if the call was cancelled or failed."""
+        done = turn.done
+        if cancel.is_set() or (done is not None and done.finish_reason == "cancelled"):
+            return AgentFinished(turn.answer.text, step, "cancelled")
+        if done is None or done.finish_reason == "error":
+            error = (done.error if done else None) or "the model failed without a message"
+            return AgentFinished("", step, "error", error=error)
+        return None
+
+
+def _unstreamed(turn: _Turn, answer: str) -> str:
+    """The part of ``answer`` not streamed yet (all of it if nothing was)."""
+    streamed = turn.answer.text
+    return answer[len(streamed):] if answer.startswith(streamed) else ""
+
+
+async def _run_tool(tool: Tool, tool_input: str, cancel: CancelToken) -> str | None:
+    """The tool's output (failures as ``Error...`` text), or None if cancelled meanwhile."""
+    task = asyncio.ensure_future(tool.run(tool_input))
+    stopped = asyncio.ensure_future(cancel.wait())
+    try:
+        await asyncio.wait((task, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not task.done():
+            task.cancel()
+    if not task.done() or task.cancelled():
+        return None
+    if (error := task.exception()) is not None:
+        return f"Error: {tool.name} failed: {type(error).__name__}: {error}"
+    return task.result()
+
+
+def _native_input(call: ToolCall) -> str:
+    """The ``input`` argument of a native call (or its whole arguments if they differ)."""
+    try:
+        arguments = json.loads(call.arguments or "{}")
+    except ValueError:
+        return call.arguments
+    if isinstance(arguments, dict):
+        if isinstance(arguments.get("input"), str):
+            return arguments["input"]
+        strings = [value for value in arguments.values() if isinstance(value, str)]
+        if len(strings) == 1:
+            return strings[0]
+    return call.arguments
+
+
+__all__ = ["FINAL_ANSWER", "Agent"]

@@ -1,0 +1,63 @@
+"""The agent's conversation, kept append-only so each step's prompt extends the last one.
+
+system, (earlier turns), user query, assistant JSON, user "Tool Output: ...", assistant JSON,
+... A backend with a prefix cache (llama.cpp) then re-uses the KV cache of every earlier step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One model reply and what the model was told about it (a tool's output or an error)."""
+
+    reply: str
+    feedback: str
+
+    def to_messages(self) -> list[Message]:
+        return [{"role": "assistant", "content": self.reply},
+                {"role": "user", "content": self.feedback}]
+
+
+@dataclass
+class Memory:
+    system: str
+    query: str
+    history: list[Message] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+
+    def add(self, reply: str, feedback: str) -> None:
+        self.steps.append(Step(reply, feedback))
+
+    def to_messages(self, note: str = "") -> list[Message]:
+        """The conversation; ``note`` is appended to its last user turn (the step-limit call)."""
+        messages = [{"role": "system", "content": self.system}, *self.history,
+                    {"role": "user", "content": self.query}]
+        for step in self.steps:
+            messages += step.to_messages()
+        if note:
+            last = messages[-1]
+            messages[-1] = {"role": "user", "content": f"{last['content']}\n\n{note}"}
+        return messages
+
+
+def clean_history(history: list[dict[str, object]] | None) -> list[Message]:
+    """Earlier user/assistant turns of a chat, in the alternating shape prompts need."""
+    turns: list[Message] = []
+    for message in history or []:
+        role, content = message.get("role"), message.get("content")
+        if role not in ("user", "assistant") or not isinstance(content, str):
+            continue
+        if turns and turns[-1]["role"] == role:  # merge, so roles alternate
+            turns[-1] = {"role": role, "content": f"{turns[-1]['content']}\n\n{content}"}
+        else:
+            turns.append({"role": role, "content": content})
+    while turns and turns[0]["role"] != "user":
+        turns.pop(0)
+    if turns and turns[-1]["role"] == "user":  # the query is the next user turn
+        turns.pop()
+    return turns
