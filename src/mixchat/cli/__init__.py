@@ -141,7 +141,7 @@ def models() -> None:
             typer.echo(f"{name:<13} unavailable: {error}")
             continue
         listed = ", ".join(cls.known_models) or "any"
-        default = cls.default_model or "(see README)"
+        default = cls.default_model or (cls.known_models[0] if cls.known_models else "the server's model")
         typer.echo(f"{name:<13} default: {default}\n{'':<13} models: {listed}")
 
 
