@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from typer.testing import CliRunner
 
 from mixchat.cli.history import history_app
@@ -40,11 +41,11 @@ def chat(store: ConversationStore) -> str:
     return created.id
 
 
-def invoke(*args: str, input: str | None = None):  # noqa: A002  (click's name)
+def invoke(*args: str, input: str | None = None) -> Result:
     return runner.invoke(history_app, list(args), input=input)
 
 
-def assert_one_line_error(result, *parts: str) -> None:
+def assert_one_line_error(result: Result, *parts: str) -> None:
     assert result.exit_code == 1, result.output
     assert result.stdout == ""
     line = result.stderr.strip()
@@ -64,7 +65,8 @@ def test_list_newest_first_and_search(store: ConversationStore, chat: str) -> No
     store.create("alice", title="Not the local user's", backend="echo", model=None, settings={})
     lines = invoke("list").stdout.splitlines()
     assert [line.split()[0] for line in lines] == [newer.id, chat]
-    assert lines[0].endswith("llamacpp  Shopping") and lines[1].endswith("echo/echo  Capital cities")
+    assert lines[0].endswith("llamacpp  Shopping")
+    assert lines[1].endswith("echo/echo  Capital cities")
     assert invoke("list", "--search", "paris").stdout.split()[0] == chat
 
 
@@ -94,7 +96,8 @@ def test_export_json_then_import_round_trips(store: ConversationStore, chat: str
     assert result.exit_code == 0, result.output
     new_id = result.stdout.strip()
     assert new_id != chat
-    assert store.export_json(LOCAL_OWNER, new_id) | {"id": chat} == store.export_json(LOCAL_OWNER, chat)
+    original = store.export_json(LOCAL_OWNER, chat)
+    assert store.export_json(LOCAL_OWNER, new_id) | {"id": chat} == original
 
 
 @pytest.mark.parametrize("content, problem", [

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from postgres_fixtures import postgres_server  # noqa: F401  (a fixture)
 from sqlalchemy import create_engine, inspect, text
 
 import mixchat.store
@@ -27,6 +26,7 @@ from mixchat.store import (
 )
 from mixchat.store.migrations import MIGRATIONS, migrate
 from mixchat.store.models import Base
+from postgres_fixtures import postgres_server  # noqa: F401  (a fixture)
 
 SETTINGS = {"temperature": 0.2, "top_p": 0.9, "max_tokens": 64}
 
@@ -56,6 +56,14 @@ def test_public_names() -> None:
     }
     assert issubclass(NotFound, StoreError)
     assert issubclass(StoreError, mixchat.MixchatError)
+
+
+def test_the_store_needs_no_ui_or_postgres_driver() -> None:
+    code = ("import sys, mixchat.store; "
+            "print(sorted(m for m in ('panel', 'rich', 'psycopg') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_create_then_get(store: ConversationStore) -> None:
@@ -217,7 +225,8 @@ def test_export_then_import_round_trips_exactly(store: ConversationStore) -> Non
     store.add_message("alice", chat, "user", "Hi ✓ \"quoted\"\nsecond line")
     reply = store.add_message("alice", chat, "assistant", "")
     store.update_message("alice", reply, content="Partial", status="stopped",
-                         stats={"completion_tokens": 2, "tokens_per_second": 3.5, "nested": [1, None]})
+                         stats={"completion_tokens": 2, "tokens_per_second": 3.5,
+                                "nested": [1, None]})
     store.add_message("alice", chat, "assistant", "Oops", status="error",
                       steps=[{"tool": "calculator", "input": {"expression": "2+2"}, "output": "4"}])
     exported = store.export_json("alice", chat)
@@ -236,7 +245,8 @@ def test_export_then_import_round_trips_exactly(store: ConversationStore) -> Non
     ({"format": "mixchat.conversation", "version": 99}, "version 99"),
     ({"format": "mixchat.conversation", "version": 1, "title": "t"}, "created_at"),
 ])
-def test_import_refuses_files_not_ours(store: ConversationStore, data: object, problem: str) -> None:
+def test_import_refuses_files_not_ours(store: ConversationStore, data: object,
+                                       problem: str) -> None:
     with pytest.raises(StoreError, match=problem):
         store.import_json("alice", data)
     assert store.list("alice") == []
@@ -301,7 +311,8 @@ def test_an_old_database_upgrades_on_open(store_url: str) -> None:
         assert sorted(names) == sorted(name for name, _ in MIGRATIONS)
         assert "ix_conversations_owner_updated" in indexes
         old = store.get("alice", "ab" + "0" * 30)
-        assert (old.title, old.created_at.year, old.created_at.tzinfo is not None) == ("Old", 2024, True)
+        assert (old.title, old.created_at.year) == ("Old", 2024)
+        assert old.created_at.tzinfo is not None
         store.add_message("alice", old.id, "user", "still works")
         assert migrate(store.engine) == []
 
@@ -327,10 +338,10 @@ def test_title_from() -> None:
 
 
 def test_sqlite_is_shared_safely(tmp_path: Path) -> None:
-    with ConversationStore(f"sqlite:///{tmp_path / 'm.db'}") as store:
-        with store.engine.connect() as connection:
-            pragmas = {name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
-                       for name in ("journal_mode", "foreign_keys", "busy_timeout")}
+    with ConversationStore(f"sqlite:///{tmp_path / 'm.db'}") as store, \
+            store.engine.connect() as connection:
+        pragmas = {name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+                   for name in ("journal_mode", "foreign_keys", "busy_timeout")}
     assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10000}
 
 

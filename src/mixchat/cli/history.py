@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -59,7 +59,8 @@ def _line(summary: ConversationSummary) -> str:
 
 @history_app.command("list")
 def list_(
-    search: Annotated[Optional[str], typer.Option("--search", "-s", help="only conversations whose title or messages contain this")] = None,
+    search: Annotated[str | None, typer.Option(
+        "--search", "-s", help="only conversations whose title or messages contain this")] = None,
 ) -> None:
     """List conversations, newest first."""
     with _store() as store:
@@ -77,21 +78,25 @@ def show(conversation_id: IdArgument) -> None:
     from rich.markdown import Markdown
 
     with _store() as store:
-        markdown = store.export_markdown(LOCAL_OWNER, store.resolve_id(LOCAL_OWNER, conversation_id))
+        full_id = store.resolve_id(LOCAL_OWNER, conversation_id)
+        markdown = store.export_markdown(LOCAL_OWNER, full_id)
     Console().print(Markdown(markdown))
 
 
 @history_app.command()
 def export(
     conversation_id: IdArgument,
-    format_: Annotated[ExportFormat, typer.Option("--format", "-f", help="md: to read or share; json: to import again")] = ExportFormat.md,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
+    format_: Annotated[ExportFormat, typer.Option(
+        "--format", "-f", help="md: to read or share; json: to import again")] = ExportFormat.md,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="write to this file instead of stdout")] = None,
 ) -> None:
     """Export a conversation as Markdown or JSON."""
     with _store() as store:
         full_id = store.resolve_id(LOCAL_OWNER, conversation_id)
         if format_ is ExportFormat.json:
-            text = json.dumps(store.export_json(LOCAL_OWNER, full_id), indent=2, ensure_ascii=False) + "\n"
+            document = store.export_json(LOCAL_OWNER, full_id)
+            text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
         else:
             text = store.export_markdown(LOCAL_OWNER, full_id)
     if output is None:
@@ -120,7 +125,8 @@ def delete(
 
 
 @history_app.command("import")
-def import_(file: Annotated[Path, typer.Argument(help="a file written by `mixchat history export --format json`")]) -> None:
+def import_(file: Annotated[Path, typer.Argument(
+        help="a file written by `mixchat history export --format json`")]) -> None:
     """Import a conversation exported as JSON; prints its new id."""
     try:
         data = json.loads(file.read_text(encoding="utf-8"))

@@ -65,7 +65,8 @@ def open_engine(url: URL, *, connect_timeout: float = 10.0) -> Engine:
     else:
         args = {"connect_timeout": max(1, round(connect_timeout))}
     try:
-        engine = create_engine(url, connect_args=args, pool_pre_ping=url.get_backend_name() != "sqlite")
+        pre_ping = url.get_backend_name() != "sqlite"  # a server may restart between requests
+        engine = create_engine(url, connect_args=args, pool_pre_ping=pre_ping)
     except NoSuchModuleError:
         raise StoreError(f"unknown database driver in {describe(url)}: "
                          "use sqlite:/// or postgresql+psycopg://") from None

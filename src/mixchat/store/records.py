@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 Role = Literal["system", "user", "assistant", "tool"]
 Status = Literal["complete", "stopped", "error"]
 
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 STATUSES: tuple[str, ...] = ("complete", "stopped", "error")
+
+#: A reply's numbers (tokens, speed, finish reason...) and an agent's steps, as JSON.
+Stats: TypeAlias = dict[str, Any]
+Steps: TypeAlias = list[Any]
 
 #: The owner of every conversation when the web app runs without authentication, and in the CLI.
 LOCAL_OWNER = "local"
@@ -24,8 +28,8 @@ class MessageRecord:
     role: str
     content: str
     status: str
-    stats: dict[str, Any] | None
-    steps: list[Any] | None
+    stats: Stats | None
+    steps: Steps | None
     created_at: datetime
 
 

@@ -30,9 +30,13 @@ from mixchat.store.records import (
     Conversation,
     ConversationSummary,
     MessageRecord,
+    Stats,
+    Steps,
 )
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from mixchat.config import Settings
 
 DEFAULT_TITLE = "New chat"
@@ -70,7 +74,7 @@ class ConversationStore:
     def close(self) -> None:
         self.engine.dispose()
 
-    def __enter__(self) -> ConversationStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -158,8 +162,8 @@ class ConversationStore:
     # -- messages
 
     def add_message(self, owner: str, conversation_id: str, role: str, content: str, *,
-                    status: str = "complete", stats: dict[str, Any] | None = None,
-                    steps: list[Any] | None = None) -> int:
+                    status: str = "complete", stats: Stats | None = None,
+                    steps: Steps | None = None) -> int:
         """Append a message and return its id (ids grow: later messages have larger ids)."""
         _check(role=role, status=status)
         with self._write("saving a message") as session:
@@ -173,9 +177,9 @@ class ConversationStore:
             return row.id
 
     def update_message(self, owner: str, message_id: int, *, content: str | None = None,
-                       status: str | None = None, stats: dict[str, Any] | None = None,
-                       steps: list[Any] | None = None) -> None:
-        """Change a saved message (the reply's final text, status and stats); ``None`` keeps a field."""
+                       status: str | None = None, stats: Stats | None = None,
+                       steps: Steps | None = None) -> None:
+        """Change a saved message (a reply's final text, status, stats); ``None`` keeps a field."""
         _check(status=status)
         with self._write("saving a message") as session:
             row = self._owned_message(session, owner, message_id)
