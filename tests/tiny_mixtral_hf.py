@@ -33,9 +33,10 @@ def build_tiny_mixtral(
     kv_heads: int = 2,
     context: int = 2048,
     seed: int = 0,
+    dtype: str = "float32",
     chat_template: str | None = CHAT_TEMPLATE,
 ) -> Path:
-    """Save a random ``MixtralForCausalLM`` and Mixtral's tokenizer into ``directory``."""
+    """Save a random ``MixtralForCausalLM`` (weights in ``dtype``) and Mixtral's tokenizer."""
     import torch
     from transformers import LlamaTokenizer, MixtralConfig, MixtralForCausalLM
 
@@ -57,7 +58,7 @@ def build_tiny_mixtral(
         eos_token_id=2,
     )
     torch.manual_seed(seed)
-    model = MixtralForCausalLM(config).eval()
+    model = MixtralForCausalLM(config).to(getattr(torch, dtype)).eval()
     model.save_pretrained(directory)
 
     with tempfile.TemporaryDirectory() as spm_dir:

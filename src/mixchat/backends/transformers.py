@@ -8,8 +8,8 @@ one request at a time; the others wait in a :class:`RequestQueue` and see their 
 
 Mixtral-family models with Mistral's v1 vocabulary get mistral-common's exact prompt ids
 (:func:`mixtral_token_ids`): their Hugging Face tokenizer splits runs of spaces differently
-from sentencepiece (``"  Hi"``: ``▁▁ Hi`` instead of ``▁ ▁Hi``). Other models go through their
-chat template.
+from sentencepiece (``"  Hi"``: ``▁▁ Hi`` instead of ``▁ ▁Hi``). Other models go through
+their chat template.
 
 torch and transformers are imported only when the model loads (``pip install
 'mixchat[transformers]'``), so ``import mixchat`` never imports torch.
@@ -30,7 +30,7 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mixchat.backends.base import Backend, Capability, CancelToken, ChatRequest, Message
+from mixchat.backends.base import Backend, CancelToken, Capability, ChatRequest, Message
 from mixchat.backends.events import FinishReason, Queued, TextDelta, Usage
 from mixchat.backends.queue import RequestQueue
 from mixchat.backends.threads import iterate_in_thread
@@ -69,7 +69,7 @@ class TransformersBackend(Backend):
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self._prompt_ids: PromptIds | None = None
         self._queue = RequestQueue()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="mixchat-transformers")
+        self._executor: ThreadPoolExecutor | None = None
         #: One-line notes for the user about how the model was loaded (e.g. 4-bit limits).
         self.notices: list[str] = []
 
@@ -88,16 +88,17 @@ class TransformersBackend(Backend):
         return len(self._prompt_ids(messages, ""))
 
     async def _load(self) -> None:
-        model_id = self.model_name
+        model_id, settings = self.model_name, self.settings
         log.info("loading %s with transformers (device_map=%s, dtype=%s, quantization=%s)",
-                 model_id, self.settings.device_map, self.settings.dtype, self.settings.quantization)
+                 model_id, settings.device_map, settings.dtype, settings.quantization)
         start = time.perf_counter()
-        self._model, self._tokenizer, self.notices = await asyncio.to_thread(
-            load_model, self.settings, model_id)
-        self._prompt_ids = choose_prompt_ids(self._tokenizer, self._model.config, model_id)
+        model, tokenizer, self.notices = await asyncio.to_thread(load_model, settings, model_id)
+        self._prompt_ids = choose_prompt_ids(tokenizer, model.config, model_id)
+        self._model, self._tokenizer = model, tokenizer
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="mixchat-transformers")
         for notice in self.notices:
             log.warning("%s", notice)
-        log.info("loaded %s on %s in %.1f s", model_id, self._model.device, time.perf_counter() - start)
+        log.info("loaded %s on %s in %.1f s", model_id, model.device, time.perf_counter() - start)
 
     async def _generate(self, request: ChatRequest) -> AsyncIterator[TextDelta | Queued | Usage]:
         assert self._prompt_ids is not None
@@ -111,8 +112,10 @@ class TransformersBackend(Backend):
                 yield Queued(position)
         try:
             produce = functools.partial(self._produce, ids, request.params, max_new, request.cancel)
-            async for item in iterate_in_thread(produce, self._executor):
-                yield item
+            # aclosing: on an early exit the worker is stopped and awaited now, not at GC time
+            async with aclosing(iterate_in_thread(produce, self._executor)) as items:
+                async for item in items:
+                    yield item
         finally:
             self._queue.release()
 
@@ -123,8 +126,8 @@ class TransformersBackend(Backend):
             return max_tokens
         if prompt_tokens >= context:
             raise ContextOverflow(
-                f"the conversation takes {prompt_tokens} tokens but {self.model_name} reads at most "
-                f"{context}: start a new chat or shorten the messages")
+                f"the conversation takes {prompt_tokens} tokens but {self.model_name} reads at "
+                f"most {context}: start a new chat or shorten the messages")
         return min(max_tokens, context - prompt_tokens)
 
     def _produce(self, ids: list[int], params: SamplingParams, max_new: int,
@@ -153,6 +156,8 @@ class TransformersBackend(Backend):
             for chunk in streamer:
                 if piece := text.feed(chunk):
                     yield TextDelta(piece)
+                if text.stopped:  # a stop string: generate may not have seen it in its tokens
+                    break
         finally:
             left.set()
             job.join()
@@ -167,7 +172,9 @@ class TransformersBackend(Backend):
         """Drop the model and free its memory (the GPU's too)."""
         self._model = self._tokenizer = self._prompt_ids = None
         self._loaded = False
-        self._executor.shutdown(wait=False)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
         gc.collect()
         if importlib.util.find_spec("torch") is not None:
             import torch
@@ -183,7 +190,8 @@ def _require_libraries() -> None:
     """Fail at once, with the extra to install, when torch or transformers is missing."""
     for package in ("transformers", "torch"):
         if importlib.util.find_spec(package) is None:
-            raise MissingDependency(package, extra="transformers", purpose="the transformers backend")
+            raise MissingDependency(package, extra="transformers",
+                                    purpose="the transformers backend")
 
 
 def _has_bitsandbytes() -> bool:
@@ -208,7 +216,8 @@ def load_model(settings: Settings, model_id: str) -> tuple[Any, Any, list[str]]:
             trust_remote_code=settings.trust_remote_code,
         )
     except (OSError, ValueError, ImportError, RuntimeError, KeyError) as exc:
-        raise ModelLoadError(f"cannot load {model_id!r} with transformers: {_first_line(exc)}") from exc
+        raise ModelLoadError(
+            f"cannot load {model_id!r} with transformers: {_first_line(exc)}") from exc
     model.eval()
     notes = [] if quantization is None else quantization_notes(model, settings.quantization)
     return model, tokenizer, notes
@@ -217,7 +226,8 @@ def load_model(settings: Settings, model_id: str) -> tuple[Any, Any, list[str]]:
 def _check_local_path(model_id: str) -> None:
     """A model given as a path must exist; otherwise transformers asks the Hub and says less."""
     path = Path(model_id).expanduser()
-    looks_local = model_id.startswith((".", "/", "~")) or model_id.count("/") > 1 or "\\" in model_id
+    looks_local = (model_id.startswith((".", "/", "~")) or model_id.count("/") > 1
+                   or "\\" in model_id)
     if looks_local and not path.is_dir():
         raise ModelLoadError(
             f"model directory {model_id} does not exist: give a directory saved with "
@@ -226,7 +236,7 @@ def _check_local_path(model_id: str) -> None:
 
 
 def quantization_config(kind: str) -> Any:
-    """A ``BitsAndBytesConfig`` for ``4bit``/``8bit``, or None; a clear error where it cannot apply."""
+    """A ``BitsAndBytesConfig`` for 4bit/8bit, or None; a clear error where it cannot apply."""
     if kind == "none":
         return None
     import torch
@@ -265,9 +275,10 @@ def quantization_notes(model: Any, kind: str) -> list[str]:
     if not total or full / total < 0.1:
         return []
     where = f" (fused expert weights such as {example})" if example else ""
-    return [f"{kind} quantization applied to {1 - full / total:.0%} of the weights only: "
-            f"bitsandbytes cannot quantize the rest{where}, which stay in {model.dtype} "
-            f"(about {model.get_memory_footprint() / 2**30:.1f} GiB in all)"]
+    size = model.get_memory_footprint() / 2**30
+    return [(f"{kind} quantization applied to {1 - full / total:.0%} of the weights only: "
+             f"bitsandbytes cannot quantize the rest{where}, which stay in {model.dtype} "
+             f"(about {size:.1f} GiB in all)")]
 
 
 # -- prompts -------------------------------------------------------------------------------
@@ -345,7 +356,8 @@ def _flag_criterion_class() -> type:
             import torch
 
             done = any(flag() for flag in self.flags)
-            return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+            return torch.full((input_ids.shape[0],), done, dtype=torch.bool,
+                              device=input_ids.device)
 
     return FlagCriterion
 
@@ -424,7 +436,8 @@ class StopText:
             return shown
         keep = max((k for stop in self.stops for k in range(1, len(stop))
                     if self.pending.endswith(stop[:k])), default=0)
-        shown, self.pending = self.pending[: len(self.pending) - keep], self.pending[len(self.pending) - keep:]
+        split = len(self.pending) - keep
+        shown, self.pending = self.pending[:split], self.pending[split:]
         return shown
 
     def flush(self) -> str:
