@@ -35,7 +35,7 @@ class Tool:
     input_description: str = "text"
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.name) or _normalize(self.name) == _normalize(FINAL_ANSWER):
+        if not _NAME.match(self.name) or normalize_name(self.name) == normalize_name(FINAL_ANSWER):
             raise ConfigError(
                 f"invalid tool name {self.name!r}: use letters, digits, spaces, _ or -, "
                 f"and not {FINAL_ANSWER!r}"
@@ -52,7 +52,7 @@ class Tool:
         return result if isinstance(result, str) else str(result)
 
 
-def _normalize(name: str) -> str:
+def normalize_name(name: str) -> str:
     """Tool names as models misspell them: case, spaces and underscores do not matter."""
     return re.sub(r"[^a-z0-9]", "", name.lower())
 

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import ast
 import builtins
+import itertools
 import math
 import operator
 import re
+import reprlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -101,7 +103,7 @@ def _builtin_names() -> dict[str, Any]:
 
 #: Names calculator code can use without importing anything (``sqrt(512) * 7``).
 GLOBALS: dict[str, Any] = {**MATH_NAMES, **_builtin_names(), "math": MATH}
-_CALLABLES = {id(value) for value in GLOBALS.values() if callable(value)}
+_CALLABLES = {id(value) for value in [*MATH_NAMES.values(), *GLOBALS.values()] if callable(value)}
 
 # -- size-checked operations --------------------------------------------------------------
 
@@ -470,11 +472,16 @@ def _source(node: ast.AST) -> str:
         return type(node).__name__
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple = 3, 200, 200
+_REPR.maxstring = _REPR.maxlong = _REPR.maxother = MAX_OUTPUT_CHARS
+
+
 def format_value(value: Any) -> str:
-    """The text the model sees for a result."""
+    """The text the model sees for a result, bounded however large or nested the value is."""
     if isinstance(value, (range, zip, enumerate, reversed)):
-        value = list(value)
-    text = value if isinstance(value, str) else repr(value)
+        value = list(itertools.islice(value, _REPR.maxlist + 1))
+    text = value if isinstance(value, str) else _REPR.repr(value)
     if len(text) > MAX_OUTPUT_CHARS:
         text = text[:MAX_OUTPUT_CHARS] + f"... ({len(text) - MAX_OUTPUT_CHARS} more characters)"
     return text
