@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -62,15 +63,20 @@ class PostgresServer:
             raise RuntimeError(f"{' '.join(command)} failed: {result.stderr}{result.stdout}{log}")
 
     def start(self) -> None:
+        """Create the cluster (the first time) and start the server."""
+        if not self.data.exists():
+            self._initdb()
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+                   "-c full_page_writes=off")
+        self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options,
+                  "-w", "-t", "60", "start")
+
+    def _initdb(self) -> None:
         if os.geteuid() == 0:
             user = pwd.getpwnam("postgres")
             os.chown(self.root, user.pw_uid, user.pw_gid)
         self._run(pg_bin("initdb"), "-D", str(self.data), "-U", USER, "-A", "trust", "-E", "UTF8",
                   "--no-sync")
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off")
-        self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options,
-                  "-w", "-t", "60", "start")
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
@@ -86,8 +92,9 @@ class PostgresServer:
         return self.url(name)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+@contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """A new server, stopped and deleted on leaving the block."""
     server = PostgresServer(Path(tempfile.mkdtemp(prefix="mixchat-pg-")))
     try:
         server.start()
@@ -97,3 +104,9 @@ def postgres_server() -> Iterator[PostgresServer]:
             server.stop()
         finally:
             shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    with running_postgres() as server:
+        yield server

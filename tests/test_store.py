@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ from mixchat.store import (
 )
 from mixchat.store.migrations import MIGRATIONS, migrate
 from mixchat.store.models import Base
-from postgres_fixtures import postgres_server  # noqa: F401  (a fixture)
+from postgres_fixtures import postgres_server, running_postgres  # noqa: F401  (a fixture)
 
 SETTINGS = {"temperature": 0.2, "top_p": 0.9, "max_tokens": 64}
 
@@ -273,6 +274,20 @@ def test_markdown_export(store: ConversationStore) -> None:
     assert "_stopped · 2 tokens · 10.0 tokens/s_" in markdown
 
 
+def test_threads_share_one_store(store: ConversationStore) -> None:
+    """The web app calls the store from worker threads (asyncio.to_thread), several at once."""
+    chat = new_chat(store)
+
+    def write(name: str) -> list[int]:
+        return [store.add_message("alice", chat, "user", f"{name}{i}") for i in range(15)]
+
+    with ThreadPoolExecutor(4) as pool:
+        ids = [i for batch in pool.map(write, "abcd") for i in batch]
+    messages = store.get("alice", chat).messages
+    assert sorted(m.id for m in messages) == sorted(ids) and len(set(ids)) == 60
+    assert {m.content for m in messages} == {f"{n}{i}" for n in "abcd" for i in range(15)}
+
+
 def test_data_survives_reopening(store_url: str) -> None:
     with ConversationStore(store_url) as first:
         chat = new_chat(first)
@@ -315,6 +330,16 @@ def test_an_old_database_upgrades_on_open(store_url: str) -> None:
         assert old.created_at.tzinfo is not None
         store.add_message("alice", old.id, "user", "still works")
         assert migrate(store.engine) == []
+
+
+def test_processes_starting_at_once_migrate_once(store_url: str) -> None:
+    def open_and_count(_: int) -> int:
+        with ConversationStore(store_url) as store, store.engine.connect() as connection:
+            return connection.scalar(text("SELECT count(*) FROM mixchat_migrations"))
+
+    with ThreadPoolExecutor(4) as pool:
+        counts = list(pool.map(open_and_count, range(4)))
+    assert counts == [len(MIGRATIONS)] * 4
 
 
 def test_a_database_from_a_newer_mixchat_is_refused(store_url: str) -> None:
@@ -453,6 +478,18 @@ def test_a_server_that_is_down_is_reported_quickly() -> None:
     message = str(raised.value)
     assert f"127.0.0.1:{port}/chats" in message and "server is running" in message
     assert "hunter2" not in message
+
+
+def test_a_server_that_goes_down_is_reported_then_used_again() -> None:
+    with running_postgres() as server, ConversationStore(server.new_database()) as store:
+        chat = new_chat(store)
+        server.stop()
+        with pytest.raises(StoreError) as raised:
+            store.add_message("alice", chat, "user", "lost?")
+        assert str(raised.value).startswith("database error saving a message (postgresql")
+        server.start()
+        store.add_message("alice", chat, "user", "back")
+        assert [m.content for m in store.get("alice", chat).messages] == ["back"]
 
 
 @pytest.mark.parametrize("url, problem", [
