@@ -1,0 +1,311 @@
+"""The chat itself: every message becomes a request built from the whole conversation.
+
+The callback streams the backend's events into a :class:`ReplyView` (batched, at most one
+update every 50 ms), shows queue positions and context trimming, keeps partial replies on
+stop, turns failures into a clear message, and saves both sides of each turn to the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import panel as pn
+
+from mixchat import backends
+from mixchat.backends import Backend, CancelToken, ChatRequest, Done, Queued, TextDelta
+from mixchat.config import Settings
+from mixchat.errors import MixchatError
+from mixchat.store import Conversation, title_from
+from mixchat.ui.history import History, Turn, fit_context
+from mixchat.ui.render import APP_CSS, markdown_pane, render_message
+from mixchat.ui.reply import USER_AVATAR, USER_NAME, ReplyView, restored_reply, user_message
+from mixchat.ui.sidebar import SettingsPanel
+from mixchat.ui.stats import done_stats, error_advice
+from mixchat.ui.storage import StoreGateway
+from mixchat.ui.throttle import Throttle
+
+log = logging.getLogger(__name__)
+
+SYSTEM_USER = "mixchat"
+INPUT_PLACEHOLDER = "Message the model (Enter to send, Shift+Enter for a new line)"
+
+
+def welcome_text(backend: Backend, settings: Settings) -> str:
+    """Which model answers, and for the embedded demo model, how to get a real one."""
+    text = f"Hi! You are chatting with **{backend.description}**."
+    if settings.backend == "llamacpp" and not settings.model:
+        text += (
+            "\n\nThis is a tiny demo model that runs on your CPU, so expect short and simple "
+            "answers. For Mixtral, start `mixchat serve --backend mistral` (with "
+            "`MISTRAL_API_KEY` set) or `mixchat serve --model path/to/mixtral.gguf`, or pick "
+            "a backend and model in the sidebar."
+        )
+    return text
+
+
+@dataclass
+class Outcome:
+    """How a reply ended: what the store keeps and what the footer shows."""
+
+    text: str = ""
+    status: str = "complete"
+    stats: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    steps: list[dict[str, Any]] | None = None
+
+
+class ChatController:
+    """One browser session's chat: the ChatInterface, the history and the current reply."""
+
+    def __init__(self, sidebar: SettingsPanel, gateway: StoreGateway) -> None:
+        self.sidebar = sidebar
+        self.gateway = gateway
+        self.history = History()
+        self.conversation_id: str | None = None
+        self.busy = False
+        self._regenerating = False
+        self._cancel: CancelToken | None = None
+        self._views: dict[int, pn.chat.ChatMessage] = {}  # id(turn) -> its message
+        self.on_saved: Any = None  # async callable: the conversation list refreshes
+        self.interface = pn.chat.ChatInterface(
+            callback=self._respond,
+            callback_user="Assistant",
+            user=USER_NAME,
+            avatar=USER_AVATAR,
+            renderers=[render_message],
+            widgets=pn.chat.ChatAreaInput(placeholder=INPUT_PLACEHOLDER, auto_grow=True,
+                                          max_rows=8),
+            show_rerun=False, show_undo=False, show_clear=False,
+            show_button_name=False, show_button_tooltips=True,
+            button_properties={
+                "regenerate": {"icon": "repeat", "callback": self._regenerate_clicked},
+                "undo": {"icon": "arrow-back", "callback": self._undo_clicked},
+            },
+            message_params={"show_reaction_icons": False, "show_copy_icon": False,
+                            "stylesheets": [APP_CSS]},
+            callback_exception=self._callback_failed,
+            sizing_mode="stretch_both",
+            min_height=400,
+            css_classes=["mixchat-chat"],
+        )
+        self.welcome()
+
+    # -- messages on screen
+    def welcome(self) -> None:
+        settings = self.sidebar.settings()
+        try:
+            backend = backends.get_backend(settings)
+            text = welcome_text(backend, settings)
+        except MixchatError as error:
+            text = f"The {settings.backend} backend cannot start: {error}"
+        self.say(text)
+        if not self.gateway.enabled:
+            self.say(f"Conversation history is off: {self.gateway.error}")
+
+    def say(self, text: str) -> None:
+        """A message from the app itself (not part of the conversation)."""
+        self.interface.send(markdown_pane(text, css_classes=["message"]), user=SYSTEM_USER,
+                            avatar="i", respond=False)
+
+    def _show(self, turn: Turn, message: pn.chat.ChatMessage) -> None:
+        self._views[id(turn)] = message
+
+    def _remove_views(self, turns: list[Turn]) -> None:
+        gone = {id(self._views.pop(id(turn))) for turn in turns if id(turn) in self._views}
+        self.interface.objects = [m for m in self.interface.objects if id(m) not in gone]
+
+    # -- the callback
+    async def _respond(self, contents: Any, user: str, instance: pn.chat.ChatInterface) -> None:
+        self.busy = True
+        try:
+            if self._regenerating:
+                self._regenerating = False
+            else:
+                turn = self.history.add(Turn("user", str(contents)))
+                self._show(turn, instance.objects[-1])
+                await self._save_user(turn)
+            await self._reply(instance)
+        finally:
+            self.busy = False
+
+    async def _reply(self, instance: pn.chat.ChatInterface) -> None:
+        settings = self.sidebar.settings()
+        agent = self.sidebar.agent.value
+        view = ReplyView(user=_speaker(settings))
+        instance.send(view.message, respond=False)
+        self._cancel = cancel = CancelToken()
+        task = asyncio.ensure_future(self._generate(settings, view, cancel, agent))
+        try:
+            outcome = await asyncio.shield(task)
+        except asyncio.CancelledError:  # the stop button cancelled the callback
+            cancel.cancel()
+            outcome = await task
+        view.finish(outcome.status, outcome.stats, outcome.error)
+        turn = self.history.add(Turn("assistant", outcome.text, outcome.status,
+                                     outcome.stats or None, outcome.steps))
+        self._show(turn, view.message)
+        await self._save_reply(turn, settings)
+
+    async def _generate(self, settings: Settings, view: ReplyView, cancel: CancelToken,
+                        agent: bool) -> Outcome:
+        """Stream one reply into ``view``; never raises for model failures."""
+        try:
+            backend = backends.get_backend(settings)
+            if not backend.loaded:
+                view.set_status("Loading the model (once per server)…")
+            await backend.load()
+            messages, dropped = await asyncio.to_thread(
+                fit_context, self.history.messages(settings.system_prompt),
+                backend.count_tokens, backend.context_length, settings.max_tokens)
+        except MixchatError as error:
+            text = error_advice(str(error), type(error).__name__)
+            return Outcome(status="error", error=text, stats={"finish_reason": "error"})
+        if dropped:
+            view.set_notice(
+                f"The {dropped} oldest messages no longer fit in the model's context "
+                f"({backend.context_length} tokens), so this reply does not see them.")
+        view.set_status("Thinking…")
+        if agent:
+            from mixchat.ui.agent_view import run_agent
+
+            return await run_agent(backend, settings, self.sidebar.selected_tools(),
+                                   messages, view, cancel)
+        request = ChatRequest(messages, params=settings.sampling(), cancel=cancel)
+        return await stream_reply(backend.stream(request), view)
+
+    # -- buttons
+    def _regenerate_clicked(self, instance: pn.chat.ChatInterface, _: Any) -> None:
+        """Drop the last reply and answer the last user message again."""
+        index = self.history.last_user_index()
+        if self.busy or index is None:
+            return
+        removed = self.history.truncate(index + 1)
+        self._remove_views(removed)
+        self._delete_stored(removed)
+        self._regenerating = True
+        instance.respond()
+
+    def _undo_clicked(self, instance: pn.chat.ChatInterface, _: Any) -> None:
+        """Remove the last user message and its reply; put the text back in the input."""
+        index = self.history.last_user_index()
+        if self.busy or index is None:
+            return
+        removed = self.history.truncate(index)
+        self._remove_views(removed)
+        self._delete_stored(removed)
+        instance.active_widget.value_input = removed[0].content
+
+    def stop(self) -> None:
+        if self._cancel is not None:
+            self._cancel.cancel()
+
+    async def new_chat(self) -> None:
+        """Empty the chat; the next message starts a new stored conversation."""
+        self.stop()
+        self.interface.stop()
+        self.history = History()
+        self._views.clear()
+        self.conversation_id = None
+        self.interface.objects = []
+        self.welcome()
+
+    async def open(self, conversation_id: str) -> None:
+        """Show a stored conversation; the next message continues it with its settings."""
+        conversation = await self.gateway.try_call("get", conversation_id)
+        if conversation is None:
+            self.say(f"Cannot open that conversation: {self.gateway.error or 'not found'}")
+            return
+        await self.new_chat()
+        self.load(conversation)
+
+    def load(self, conversation: Conversation) -> None:
+        self.conversation_id = conversation.id
+        self.sidebar.restore(conversation.backend, conversation.model,
+                             conversation.system_prompt, conversation.settings)
+        for record in conversation.messages:
+            if record.role not in ("user", "assistant"):
+                continue
+            turn = self.history.add(Turn(record.role, record.content, record.status,
+                                         record.stats, record.steps, record.id))
+            if record.role == "user":
+                message = user_message(record.content)
+            else:
+                message = restored_reply(record, _speaker(self.sidebar.settings()))
+            self.interface.objects = [*self.interface.objects, message]
+            self._show(turn, message)
+
+    # -- the store
+    async def _save_user(self, turn: Turn) -> None:
+        if self.conversation_id is None:
+            settings = self.sidebar.settings()
+            created = await self.gateway.try_call(
+                "create", title=title_from(turn.content), backend=settings.backend,
+                model=settings.model, settings=self.sidebar.snapshot(),
+                system_prompt=settings.system_prompt)
+            if created is None:
+                return
+            self.conversation_id = created.id
+        turn.store_id = await self.gateway.try_call(
+            "add_message", self.conversation_id, "user", turn.content)
+        await self._saved()
+
+    async def _save_reply(self, turn: Turn, settings: Settings) -> None:
+        if self.conversation_id is None:
+            return
+        await self.gateway.try_call(
+            "update_settings", self.conversation_id, backend=settings.backend,
+            model=settings.model, settings=self.sidebar.snapshot(),
+            system_prompt=settings.system_prompt)
+        turn.store_id = await self.gateway.try_call(
+            "add_message", self.conversation_id, "assistant", turn.content, status=turn.status,
+            stats=turn.stats, steps=turn.steps)
+        await self._saved()
+
+    def _delete_stored(self, removed: list[Turn]) -> None:
+        first = next((turn.store_id for turn in removed if turn.store_id is not None), None)
+        if first is not None and self.conversation_id is not None:
+            pn.state.execute(lambda: self.gateway.try_call(
+                "delete_messages_from", self.conversation_id, first))
+
+    async def _saved(self) -> None:
+        if self.on_saved is not None:
+            await self.on_saved()
+
+    async def _callback_failed(self, error: BaseException, instance: Any) -> None:
+        """A bug in the app (not a model failure, which ends a stream normally)."""
+        log.error("chat callback failed", exc_info=error)
+        self.say(f"Something went wrong in mixchat: {error}. The chat keeps working.")
+
+
+async def stream_reply(events: AsyncIterator[Any], view: ReplyView) -> Outcome:
+    """Show a backend stream in ``view``; the final ``Done`` gives status and stats."""
+    throttle = Throttle()
+    done: Done | None = None
+    async for event in events:
+        if isinstance(event, TextDelta):
+            if throttle.push(event.text):
+                view.show(throttle.flushed())
+        elif isinstance(event, Queued):
+            ahead = event.position
+            view.set_status(f"Waiting for the model: {ahead} request{'s' if ahead > 1 else ''} "
+                            "ahead of you…")
+        elif isinstance(event, Done):
+            done = event
+    view.show(throttle.flushed())
+    if done is None:  # pragma: no cover - stream() always ends with Done
+        return Outcome(throttle.text, "error", {}, "The reply ended unexpectedly.")
+    status = {"cancelled": "stopped", "error": "error"}.get(done.finish_reason, "complete")
+    error = error_advice(done.error, done.error_type) if done.finish_reason == "error" else None
+    return Outcome(throttle.text, status, done_stats(done), error)
+
+
+def _speaker(settings: Settings) -> str:
+    """The name shown on replies: the model that answers."""
+    try:
+        return backends.get_backend(settings).model_name
+    except MixchatError:
+        return settings.model or settings.backend

@@ -1,0 +1,182 @@
+"""The conversation list in the sidebar: search, open, new, rename, delete, export, import."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import panel as pn
+
+from mixchat.store import ConversationSummary, StoreError
+from mixchat.ui.render import text_html
+from mixchat.ui.storage import StoreGateway
+
+log = logging.getLogger(__name__)
+#: Seconds the delete button waits for its confirming second click.
+CONFIRM_SECONDS = 5.0
+
+
+def _file_name(title: str, suffix: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", title).strip("-")[:40] or "conversation"
+    return f"{stem}{suffix}"
+
+
+class ConversationsPanel:
+    """Lists the owner's conversations and acts on the open one."""
+
+    def __init__(self, gateway: StoreGateway, *,
+                 on_open: Callable[[str], Awaitable[None]],
+                 on_new: Callable[[], Awaitable[None]],
+                 current: Callable[[], str | None]) -> None:
+        self.gateway = gateway
+        self._on_open = on_open
+        self._on_new = on_new
+        self._current = current
+        self._summaries: list[ConversationSummary] = []
+        self._confirm_until = 0.0
+        self.search = pn.widgets.TextInput(placeholder="Search conversations…",
+                                           sizing_mode="stretch_width")
+        self.new = pn.widgets.Button(name="New chat", icon="plus", button_type="primary",
+                                     sizing_mode="stretch_width")
+        self.items = pn.Column(sizing_mode="stretch_width", css_classes=["mixchat-conversations"],
+                               max_height=320, scroll=True, margin=0)
+        self.title = pn.widgets.TextInput(name="Title", sizing_mode="stretch_width",
+                                          placeholder="Rename this conversation")
+        self.rename = pn.widgets.Button(name="Rename", icon="pencil", button_type="light")
+        self.delete = pn.widgets.Button(name="Delete", icon="trash", button_type="light")
+        self.export_md = pn.widgets.FileDownload(callback=self._export_markdown, label="Markdown",
+                                                 filename="conversation.md", button_type="light",
+                                                 icon="download", embed=False)
+        self.export_json = pn.widgets.FileDownload(callback=self._export_json, label="JSON",
+                                                   filename="conversation.json", button_type="light",
+                                                   icon="download", embed=False)
+        self.importer = pn.widgets.FileInput(accept=".json", multiple=False,
+                                             sizing_mode="stretch_width")
+        self.notice = pn.pane.HTML("", css_classes=["mixchat-hint"], margin=(0, 10))
+        self.search.param.watch(self._searched, "value_input")
+        self.new.on_click(self._new_clicked)
+        self.rename.on_click(self._rename_clicked)
+        self.delete.on_click(self._delete_clicked)
+        self.importer.param.watch(self._imported, "value")
+
+    # -- layout
+    def list_section(self) -> pn.Column:
+        return pn.Column(self.new, self.search, self.items, self.notice,
+                         sizing_mode="stretch_width")
+
+    def manage_section(self) -> pn.Column:
+        return pn.Column(
+            self.title, pn.Row(self.rename, self.delete),
+            pn.pane.HTML("<b>Export</b>", margin=(8, 10, 0, 10)),
+            pn.Row(self.export_md, self.export_json),
+            pn.pane.HTML("<b>Import a JSON export</b>", margin=(8, 10, 0, 10)),
+            self.importer, sizing_mode="stretch_width")
+
+    # -- the list
+    async def refresh(self) -> None:
+        """Reload the list (newest first), filtered by the search box."""
+        if not self.gateway.enabled:
+            self._show_disabled()
+            return
+        found = await self.gateway.try_call("list", self.search.value_input or None)
+        if found is None:
+            self._show_disabled()
+            return
+        self._summaries = found
+        current = self._current()
+        buttons = []
+        for summary in found:
+            button = pn.widgets.Button(
+                name=summary.title, button_type="primary" if summary.id == current else "light",
+                sizing_mode="stretch_width", css_classes=["mixchat-conversation"],
+                description=f"{summary.backend} · {summary.updated_at:%Y-%m-%d %H:%M}",
+                margin=(2, 5),
+            )
+            button.on_click(lambda _, cid=summary.id: self._open_clicked(cid))
+            buttons.append(button)
+        self.items.objects = buttons
+        if not found:
+            self.notice.object = "No conversations yet." if not self.search.value_input \
+                else "No conversation matches."
+        else:
+            self.notice.object = ""
+        for summary in found:
+            if summary.id == current:
+                self.title.value = summary.title
+
+    def _show_disabled(self) -> None:
+        self.items.objects = []
+        self.notice.object = text_html(f"History is off: {self.gateway.error}", "mixchat-error")
+        for widget in (self.search, self.rename, self.delete, self.title, self.importer,
+                       self.export_md, self.export_json):
+            widget.disabled = True
+
+    async def _searched(self, _: Any) -> None:
+        await self.refresh()
+
+    async def _open_clicked(self, conversation_id: str) -> None:
+        await self._on_open(conversation_id)
+        await self.refresh()
+
+    async def _new_clicked(self, _: Any) -> None:
+        await self._on_new()
+        self.title.value = ""
+        await self.refresh()
+
+    # -- the open conversation
+    async def _rename_clicked(self, _: Any) -> None:
+        current = self._current()
+        title = self.title.value.strip()
+        if current and title:
+            await self.gateway.try_call("rename", current, title)
+            await self.refresh()
+
+    async def _delete_clicked(self, _: Any) -> None:
+        current = self._current()
+        if not current:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() > self._confirm_until:  # the first click asks for a second one
+            self._confirm_until = loop.time() + CONFIRM_SECONDS
+            self.delete.param.update(name="Click again to delete", button_type="danger")
+            await asyncio.sleep(CONFIRM_SECONDS)
+            self.delete.param.update(name="Delete", button_type="light")
+            return
+        self._confirm_until = 0.0
+        self.delete.param.update(name="Delete", button_type="light")
+        await self.gateway.try_call("delete", current)
+        await self._on_new()
+        self.title.value = ""
+        await self.refresh()
+
+    def _export_markdown(self) -> io.StringIO:
+        current = self._current()
+        text = self.gateway.call_sync("export_markdown", current) if current else ""
+        self.export_md.filename = _file_name(self.title.value, ".md")
+        return io.StringIO(text)
+
+    def _export_json(self) -> io.StringIO:
+        current = self._current()
+        data = self.gateway.call_sync("export_json", current) if current else {}
+        self.export_json.filename = _file_name(self.title.value, ".json")
+        return io.StringIO(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+    async def _imported(self, event: Any) -> None:
+        if not event.new:
+            return
+        try:
+            data = json.loads(event.new)
+            new_id = await self.gateway.call("import_json", data)
+        except (ValueError, UnicodeDecodeError):
+            self.notice.object = text_html("That file is not a JSON export.", "mixchat-error")
+            return
+        except StoreError as error:
+            self.notice.object = text_html(str(error), "mixchat-error")
+            return
+        await self._on_open(new_id)
+        await self.refresh()

@@ -1,0 +1,68 @@
+"""Serving the web app: one Panel server, one page per browser session, one model per process."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+import panel as pn
+
+from mixchat.config import Settings
+from mixchat.ui.app import TITLE, create_app
+from mixchat.ui.render import ASSETS
+
+log = logging.getLogger("mixchat.ui")
+
+#: URL prefix of the vendored static files (the Tabler icon font, offline.js).
+ASSETS_ROUTE = "mixchat-assets"
+
+
+def configure_panel() -> None:
+    """Everything the page needs comes from this server (no CDN), and the chat looks right."""
+    pn.config.js_files = {**pn.config.js_files, "mixchat_offline": f"{ASSETS_ROUTE}/offline.js"}
+    pn.extension()
+    pn.config.disconnect_notification = "Connection to the mixchat server lost: reload the page."
+
+
+def url(settings: Settings, address: str | None = None) -> str:
+    host = address or settings.host
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+    return f"http://{shown}:{settings.port}/"
+
+
+def serve(settings: Settings, *, num_procs: int = 1, show: bool = False,
+          basic_auth: str | None = None, cookie_secret: str | None = None,
+          address: str | None = None, **kwargs: Any) -> None:
+    """Start the server on ``settings.host:settings.port``; blocks until it stops."""
+    configure_panel()
+    options: dict[str, Any] = {}
+    if basic_auth:
+        options.update(basic_auth=basic_auth, cookie_secret=cookie_secret or secrets.token_hex(32))
+    host = address or settings.host
+    _log_to_stderr()
+    log.info("mixchat (%s backend) is running at %s", settings.backend, url(settings, host))
+    pn.serve(
+        {"/": lambda: create_app(settings)},
+        port=settings.port,
+        address=host,
+        websocket_origin=["*"] if host in ("0.0.0.0", "::") else
+        [f"{name}:{settings.port}" for name in ("localhost", "127.0.0.1", host)],
+        num_procs=num_procs,
+        show=show,
+        title=TITLE,
+        static_dirs={ASSETS_ROUTE: str(ASSETS)},
+        start=True,
+        verbose=False,
+        **options,
+        **kwargs,
+    )
+
+
+def _log_to_stderr() -> None:
+    """The startup line shows even when nobody configured logging."""
+    if not log.hasHandlers():
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
