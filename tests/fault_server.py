@@ -1,4 +1,4 @@
-"""A small OpenAI/Mistral-style chat server that misbehaves on purpose, for the remote backend tests.
+"""A small OpenAI/Mistral-style chat server that misbehaves on purpose, for the remote tests.
 
 Tests script what the next chat requests get (``server.script("429", "ok")``); once the script
 is used up every request gets a good streamed reply. The server records what it received and
@@ -31,12 +31,28 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from typing_extensions import Self
+
 REPLY = ["Hello", " from", " the", " fault", " server."]
 MODEL = "fault-model"
 OPENAI_FIELDS = {
-    "model", "messages", "stream", "temperature", "top_p", "max_tokens", "stop", "seed",
-    "response_format", "tools", "tool_choice", "n", "presence_penalty", "frequency_penalty",
-    "logprobs", "user", "max_completion_tokens",
+    "model",
+    "messages",
+    "stream",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "stop",
+    "seed",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "n",
+    "presence_penalty",
+    "frequency_penalty",
+    "logprobs",
+    "user",
+    "max_completion_tokens",
 }
 
 
@@ -82,7 +98,7 @@ class FaultServer:
         with self._lock:
             return self._steps.pop(0) if self._steps else "ok"
 
-    def __enter__(self) -> FaultServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -99,10 +115,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None) -> dict[str, Any]:
+def chunk(
+    delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None
+) -> dict[str, Any]:
     """An OpenAI-shaped stream chunk (Mistral's SDK parses the same shape)."""
     data: dict[str, Any] = {
-        "id": "chatcmpl-fault", "object": "chat.completion.chunk", "created": 0, "model": MODEL,
+        "id": "chatcmpl-fault",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": MODEL,
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     }
     if usage:
@@ -121,21 +142,37 @@ class _Handler(BaseHTTPRequestHandler):
     def fault(self) -> FaultServer:
         return self.server.fault  # type: ignore[attr-defined]
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path.rstrip("/").endswith("/models"):
-            self._json(200, {"object": "list", "data": [
-                {"id": MODEL, "object": "model", "created": 0, "owned_by": "tests",
-                 "max_model_len": 2048}]})
+            self._json(
+                200,
+                {
+                    "object": "list",
+                    "data": [
+                        {
+                            "id": MODEL,
+                            "object": "model",
+                            "created": 0,
+                            "owned_by": "tests",
+                            "max_model_len": 2048,
+                        }
+                    ],
+                },
+            )
         else:
             self._json(404, {"error": {"message": f"no route {self.path}"}})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-        self.fault.requests.append(Received(body, {k.lower(): v for k, v in self.headers.items()}, time.monotonic()))
+        self.fault.requests.append(
+            Received(body, {k.lower(): v for k, v in self.headers.items()}, time.monotonic())
+        )
         step = self.fault.next_step()
         unknown = sorted(set(body) - OPENAI_FIELDS)
         if self.fault.strict and unknown:
-            self._json(400, {"error": {"message": f"Unrecognized request argument supplied: {unknown[0]}"}})
+            self._json(
+                400, {"error": {"message": f"Unrecognized request argument supplied: {unknown[0]}"}}
+            )
             return
         getattr(self, "_" + step.replace("-", "_"))(body)
 
@@ -145,33 +182,70 @@ class _Handler(BaseHTTPRequestHandler):
         self._start_stream()
         for text in REPLY:
             self._event(chunk({"content": text}))
-        self._event(chunk({}, "stop", {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}))
+        self._event(
+            chunk({}, "stop", {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12})
+        )
         self._send_chunk(b"data: [DONE]\n\n")
         self._send_chunk(b"")
 
     def _401(self, body: dict[str, Any]) -> None:
         key = self.headers.get("Authorization", "").removeprefix("Bearer ")
-        self._json(401, {"error": {"message": f"Incorrect API key provided: {key}",
-                                   "type": "invalid_request_error"}})
+        self._json(
+            401,
+            {
+                "error": {
+                    "message": f"Incorrect API key provided: {key}",
+                    "type": "invalid_request_error",
+                }
+            },
+        )
 
     def _429(self, body: dict[str, Any]) -> None:
-        self._json(429, {"message": "Requests rate limit exceeded"},
-                   {"Retry-After": self.fault.retry_after})
+        self._json(
+            429,
+            {"message": "Requests rate limit exceeded"},
+            {"Retry-After": self.fault.retry_after},
+        )
 
     def _422(self, body: dict[str, Any]) -> None:
-        self._json(422, {"detail": [{"loc": ["body", "temperature"], "type": "less_than_equal",
-                                     "msg": "Input should be less than or equal to 1.5"}]})
+        self._json(
+            422,
+            {
+                "detail": [
+                    {
+                        "loc": ["body", "temperature"],
+                        "type": "less_than_equal",
+                        "msg": "Input should be less than or equal to 1.5",
+                    }
+                ]
+            },
+        )
 
     def _500(self, body: dict[str, Any]) -> None:
         self._json(500, {"error": {"message": "Internal failure\nwith a second line"}})
 
     def _404_model(self, body: dict[str, Any]) -> None:
-        self._json(404, {"object": "error", "message": f"The model `{body.get('model')}` does not exist.",
-                         "type": "NotFoundError", "code": 404})
+        self._json(
+            404,
+            {
+                "object": "error",
+                "message": f"The model `{body.get('model')}` does not exist.",
+                "type": "NotFoundError",
+                "code": 404,
+            },
+        )
 
     def _400_model(self, body: dict[str, Any]) -> None:
-        self._json(400, {"object": "error", "message": f"Invalid model: {body.get('model')}",
-                         "type": "invalid_model", "param": None, "code": "1500"})
+        self._json(
+            400,
+            {
+                "object": "error",
+                "message": f"Invalid model: {body.get('model')}",
+                "type": "invalid_model",
+                "param": None,
+                "code": "1500",
+            },
+        )
 
     def _cut(self, body: dict[str, Any]) -> None:
         self._start_stream()
@@ -209,8 +283,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _tool(self, body: dict[str, Any]) -> None:
         self._start_stream()
-        call = {"index": 0, "id": "call_1", "type": "function",
-                "function": {"name": "calculator", "arguments": ""}}
+        call = {
+            "index": 0,
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "calculator", "arguments": ""},
+        }
         self._event(chunk({"role": "assistant", "tool_calls": [call]}))
         for part in ('{"expression"', ': "6*7"}'):
             self._event(chunk({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}))
@@ -220,15 +298,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _tool_whole(self, body: dict[str, Any]) -> None:
         self._start_stream()
-        call = {"id": "abc123XYZ", "index": 0,
-                "function": {"name": "calculator", "arguments": {"expression": "6*7"}}}
+        call = {
+            "id": "abc123XYZ",
+            "index": 0,
+            "function": {"name": "calculator", "arguments": {"expression": "6*7"}},
+        }
         self._event(chunk({"role": "assistant", "content": "", "tool_calls": [call]}, "tool_calls"))
         self._send_chunk(b"data: [DONE]\n\n")
         self._send_chunk(b"")
 
     # -- HTTP plumbing
 
-    def _json(self, status: int, data: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    def _json(
+        self, status: int, data: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         payload = json.dumps(data).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

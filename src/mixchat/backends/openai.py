@@ -149,9 +149,9 @@ class OpenAIBackend(RemoteBackend[AsyncOpenAI]):
     def _unknown_model(self, status: HttpStatus, reason: str) -> str | None:
         if status.code != 404 or "model" not in reason.lower():
             return None
+        listing = f"{display_url(self.base_url or '')}/models"
         return (f"{self.server} has no model {self._model!r} ({reason}): leave the model empty "
-                f"to use the server's first one, or pick one from {display_url(self.base_url or '')}"
-                "/models")
+                f"to use the server's first one, or pick one from {listing}")
 
 
 def _sampling(params: SamplingParams) -> dict[str, Any]:

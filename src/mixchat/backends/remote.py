@@ -55,7 +55,8 @@ T = TypeVar("T")
 
 #: Answers worth trying again: rate limits and a server that is (briefly) failing.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-_OVERFLOW = re.compile(r"context (length|window|size)|too many tokens|exceeds? the (model|context)", re.I)
+_OVERFLOW = re.compile(
+    r"context (length|window|size)|too many tokens|exceeds? the (model|context)", re.IGNORECASE)
 _MAX_REASON = 240
 
 
@@ -469,8 +470,8 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(part.text for part in content
-                       if getattr(part, "type", "text") == "text" and isinstance(getattr(part, "text", None), str))
+        return "".join(_text_of(getattr(part, "text", None)) for part in content
+                       if getattr(part, "type", "text") == "text")
     return ""
 
 
