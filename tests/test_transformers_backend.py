@@ -193,6 +193,9 @@ def test_models_without_mistral_vocab_use_their_chat_template() -> None:
     config = type("Config", (), {"model_type": "llama"})()
     prompt_ids = hf.choose_prompt_ids(tokenizer, config, "toy")
     assert prompt_ids([{"role": "user", "content": "hello there"}], "be") == [2, 4, 5, 3, 6]
+    tokenizer.chat_template = "{{ raise_exception('System role not supported') }}"
+    with pytest.raises(ValueError, match="chat template rejected the conversation: System role"):
+        prompt_ids([{"role": "user", "content": "hello"}], "")
     tokenizer.chat_template = None
     with pytest.raises(ConfigError, match="no chat template"):
         hf.choose_prompt_ids(tokenizer, config, "toy")
@@ -289,12 +292,21 @@ async def test_a_missing_directory_is_a_model_load_error(tmp_path: Path) -> None
     assert "\n" not in done.error
 
 
-async def test_4bit_on_a_cpu_says_what_to_do(model_dir: Path) -> None:
+async def test_a_directory_that_is_not_a_saved_model_says_so(tmp_path: Path) -> None:
+    (tmp_path / "model.gguf").write_bytes(b"GGUF")
+    backend = TransformersBackend(load_settings(backend="transformers", model=str(tmp_path)))
+    with pytest.raises(ModelLoadError, match="no config.json.*llamacpp backend"):
+        await backend.load()
+
+
+@pytest.mark.parametrize("kind", ["4bit", "8bit"])
+async def test_bitsandbytes_on_a_cpu_says_what_to_do(model_dir: Path, kind: str) -> None:
     backend = TransformersBackend(load_settings(backend="transformers", model=str(model_dir),
-                                                quantization="4bit"))
+                                                quantization=kind))
     _, done = await collect(backend, ChatRequest(HI))
     assert done.error_type == "ConfigError"
-    assert "quantization=4bit needs a CUDA GPU" in done.error and "quantization=none" in done.error
+    assert f"quantization={kind} needs a CUDA GPU" in done.error
+    assert "quantization=none" in done.error and "\n" not in done.error
 
 
 def test_4bit_without_bitsandbytes_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

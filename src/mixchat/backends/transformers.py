@@ -233,6 +233,10 @@ def _check_local_path(model_id: str) -> None:
             f"model directory {model_id} does not exist: give a directory saved with "
             "save_pretrained, or a Hugging Face model id such as "
             f"{TransformersBackend.default_model}")
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise ModelLoadError(
+            f"{model_id} has no config.json, so it is not a model saved with save_pretrained "
+            "(for a GGUF file, use the llamacpp backend)")
 
 
 def quantization_config(kind: str) -> Any:
@@ -308,11 +312,13 @@ def has_mistral_v1_vocab(tokenizer: Any) -> bool:
 
 
 def _template_ids(tokenizer: Any, messages: Sequence[Message], prefix: str) -> list[int]:
+    import jinja2
+
     split_system(messages)  # the same clear errors as the other formats
     try:
         text = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True,
                                              tokenize=False)
-    except Exception as exc:  # jinja's TemplateError: the template rejected the conversation
+    except jinja2.TemplateError as exc:  # e.g. "roles must alternate", "no system role"
         raise ValueError(f"the model's chat template rejected the conversation: {exc}") from exc
     return tokenizer(text + prefix, add_special_tokens=False)["input_ids"]
 
