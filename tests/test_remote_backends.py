@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
+import httpx2
 import pytest
 
 from fault_server import REPLY, FaultServer, free_port
@@ -33,6 +34,7 @@ from mixchat.backends.base import Capability
 from mixchat.backends.mistral import RECOMMENDED, _server_url
 from mixchat.backends.openai import Dialect, _v1_url
 from mixchat.backends.remote import (
+    HttpStatus,
     RemoteBackend,
     display_url,
     one_line,
@@ -40,6 +42,7 @@ from mixchat.backends.remote import (
     server_reason,
 )
 from mixchat.config import SamplingParams, load_settings
+from mixchat.errors import ContextOverflow, ServerError, Timeout
 
 pytest_plugins = ["remote_fixtures"]  # fixtures: fault, llama_server, make_backend
 MakeBackend = Callable[..., RemoteBackend]
@@ -436,6 +439,29 @@ async def test_key_never_logged(
         assert (await backend.complete(request())).done.ok
     assert "retrying" in caplog.text  # logging was on
     assert KEY not in caplog.text
+
+
+async def test_timeouts_and_failure_mapping(remote: Remote, name: str) -> None:
+    backend = remote(connect_timeout=1.5, read_timeout=7.0)
+    client = backend.client()
+    timeout = (
+        client.sdk_configuration.async_client.timeout  # type: ignore[attr-defined]
+        if name == "mistral"
+        else client.timeout  # type: ignore[attr-defined]
+    )
+    assert (timeout.connect, timeout.read) == (1.5, 7.0)
+    connect = backend.failure(httpx2.ConnectTimeout("timed out"), streaming=False)
+    assert isinstance(connect.error, Timeout) and "1.5 s (connect_timeout)" in str(connect.error)
+    overflow = HttpStatus(400, '{"message": "This model\'s maximum context length is 2048"}', {})
+    assert isinstance(backend._status_failure(overflow).error, ContextOverflow)
+    busy = backend._status_failure(HttpStatus(503, "busy", {"retry-after": "2"}))
+    assert (type(busy.error), busy.retryable, busy.retry_after) == (ServerError, True, 2.0)
+    assert not backend._status_failure(HttpStatus(501, "", {})).retryable
+
+
+async def test_openai_served_models(fault: FaultServer, make_backend: MakeBackend) -> None:
+    backend = make_backend("openai", fault.url + "/v1")
+    assert await backend.served_models() == ["fault-model"]  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("name", ["mistral", "openai"])

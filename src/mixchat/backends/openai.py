@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from mixchat.backends.base import Capability, ChatRequest
 from mixchat.backends.remote import HttpStatus, RemoteBackend, display_url
-from mixchat.config import SamplingParams
+from mixchat.config import SamplingParams, Settings
 from mixchat.errors import ConfigError, MissingDependency
 
 try:
@@ -59,8 +59,8 @@ class OpenAIBackend(RemoteBackend[AsyncOpenAI]):
     api_key_hint = ("check OPENAI_API_KEY, openai_api_key in the config file, "
                     "or the key entered in the app")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
         self.dialect = Dialect()
         self._model: str | None = self.settings.model
         self._context_length: int | None = None
@@ -88,15 +88,22 @@ class OpenAIBackend(RemoteBackend[AsyncOpenAI]):
         if not self._model:
             await self._discover_model()
 
+    async def served_models(self) -> list[str]:
+        """The names of the models the server serves (its ``/v1/models``)."""
+        return [model.id for model in await self._listed_models()]
+
+    async def _listed_models(self) -> list[Any]:
+        page = await self.with_retries(lambda: self.client().models.list())
+        return list(page.data)
+
     async def _discover_model(self) -> None:
         """Use the first model the server lists (servers that serve one model list just it)."""
-        page = await self.with_retries(lambda: self.client().models.list())
-        if not page.data:
+        listed = await self._listed_models()
+        if not listed:
             raise ConfigError(f"{self.server} lists no models: set the model name "
                               "(--model, or model in the config file)")
-        first = page.data[0]
-        self._model = first.id
-        length = (first.model_extra or {}).get("max_model_len")  # vLLM says it
+        self._model = listed[0].id
+        length = (listed[0].model_extra or {}).get("max_model_len")  # vLLM says it
         self._context_length = length if isinstance(length, int) else None
 
     def _make_client(self) -> AsyncOpenAI:
@@ -128,7 +135,7 @@ class OpenAIBackend(RemoteBackend[AsyncOpenAI]):
         messages: list[dict[str, Any]] = list(request.messages)
         extras: dict[str, Any] = {"stream_options": {"include_usage": True},
                                   **_extra_sampling(request.params)}
-        if request.assistant_prefix:  # vLLM's way to continue a reply
+        if request.assistant_prefix:  # vLLM's way to continue a reply; others start a new turn
             messages.append({"role": "assistant", "content": request.assistant_prefix})
             extras.update(continue_final_message=True, add_generation_prompt=False)
         arguments: dict[str, Any] = {"model": self._model, "messages": messages, "stream": True,
