@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,13 @@ from mistral_common.protocol.instruct.request import ChatCompletionRequest
 from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 
 from mixchat.backends import (
+    CancelToken,
     Capability,
     ChatRequest,
     Done,
     Queued,
     TextDelta,
+    Usage,
     close_all,
     get_backend,
 )
@@ -72,12 +75,14 @@ class Recorder:
         self.original = model.generate
         self.inputs: list[list[int]] = []
         self.new_tokens: list[int] = []
+        self.finished_at: list[float] = []
         model.generate = self
 
     def __call__(self, **kwargs: Any) -> Any:
         prompt = kwargs["input_ids"][0].tolist()
         self.inputs.append(prompt)
         output = self.original(**kwargs)
+        self.finished_at.append(time.perf_counter())
         self.new_tokens.append(output.shape[1] - len(prompt))
         return output
 
@@ -101,19 +106,20 @@ def mistral_common_ids(messages: list[dict[str, str]]) -> list[int]:
 # -- streaming and stopping ----------------------------------------------------------------
 
 
-async def test_streams_several_chunks_before_the_end(backend: Any) -> None:
+async def test_streams_several_chunks_before_generation_ends(backend: Any) -> None:
+    recorder = Recorder(backend._model)
     arrivals: list[float] = []
     events: list[Any] = []
-    async for event in backend.stream(ChatRequest(HI, params=GREEDY)):
-        arrivals.append(time.perf_counter())
+    async for event in backend.stream(ChatRequest(HI, params=GREEDY.model_copy(update={"max_tokens": 100}))):
+        if isinstance(event, TextDelta):
+            arrivals.append(time.perf_counter())
         events.append(event)
-    chunks = [e for e in events if isinstance(e, TextDelta)]
     done = events[-1]
-    assert len(chunks) >= 5
-    assert done.finish_reason == "length" and done.completion_tokens == 40
+    assert done.finish_reason == "length" and done.completion_tokens == 100
     assert done.prompt_tokens == len(mistral_common_ids(HI))
-    # text arrived while generating, not all at once at the end
-    assert arrivals[len(chunks) - 1] - arrivals[0] > 0
+    # text arrived while generate was still running, not all at once after it returned
+    generate_returned = recorder.finished_at[0]
+    assert sum(arrival < generate_returned for arrival in arrivals) >= 5
 
 
 async def test_cancel_after_first_chunk_stops_generation_promptly(backend: Any) -> None:
@@ -143,6 +149,23 @@ async def test_leaving_the_stream_stops_generation_through_the_stop_event(backen
     assert recorder.new_tokens[0] < 30
     _, done = await collect(backend, ChatRequest(HI, params=GREEDY))
     assert done.finish_reason == "length"
+
+
+def test_the_cancel_token_alone_stops_generate(backend: Any) -> None:
+    """The criterion polls the token itself: no event loop needed to end generate."""
+    recorder = Recorder(backend._model)
+    cancel = CancelToken()
+    ids = mistral_common_ids(HI)
+    items = list(_cancel_after_first(backend._produce(
+        ids, SamplingParams(temperature=0), 1500, cancel, threading.Event()), cancel))
+    assert recorder.new_tokens[0] < 30
+    assert isinstance(items[-1], Usage) and items[-1].completion_tokens == recorder.new_tokens[0]
+
+
+def _cancel_after_first(items: Any, cancel: CancelToken) -> Any:
+    for item in items:
+        cancel.cancel()
+        yield item
 
 
 async def test_a_second_request_waits_in_the_queue(backend: Any) -> None:
