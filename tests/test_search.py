@@ -13,7 +13,6 @@ import ddgs.ddgs
 import ddgs.exceptions
 import pytest
 
-from mixchat.tools.search import default_search_provider
 from mixchat.tools import (
     DdgsProvider,
     SearchResult,
@@ -23,6 +22,7 @@ from mixchat.tools import (
     search_tool,
     use_search_provider,
 )
+from mixchat.tools.search import default_search_provider
 
 
 class LocalProvider:
@@ -148,7 +148,7 @@ async def test_ddgs_failures_become_observations(
 class _Searxng(BaseHTTPRequestHandler):
     status = 200
 
-    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+    def do_GET(self) -> None:
         body = json.dumps({"results": [
             {"title": f"R{i}", "url": f"https://r{i}.example", "content": f"content {i}"}
             for i in range(5)

@@ -18,7 +18,13 @@ from mixchat.agent.events import (
     ToolResult,
 )
 from mixchat.agent.loop import Agent
-from mixchat.agent.protocol import Action, ProtocolError, action_schema, parse_action, system_message
+from mixchat.agent.protocol import (
+    Action,
+    ProtocolError,
+    action_schema,
+    parse_action,
+    system_message,
+)
 
 __all__ = [
     "Action",

@@ -9,7 +9,6 @@ last event is always one ``AgentFinished``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ class AgentFinished:
     error: str | None = None
 
 
-AgentEvent = Union[StepStarted, ToolCalled, ToolResult, StepError, AnswerDelta, AgentFinished]
+AgentEvent = StepStarted | ToolCalled | ToolResult | StepError | AnswerDelta | AgentFinished
 
 __all__ = [
     "AgentEvent",

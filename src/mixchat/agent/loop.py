@@ -29,7 +29,15 @@ from mixchat.agent.events import (
     ToolResult,
 )
 from mixchat.agent.memory import Memory, clean_history
-from mixchat.backends import Backend, CancelToken, Capability, ChatRequest, Done, TextDelta, ToolCall
+from mixchat.backends import (
+    Backend,
+    CancelToken,
+    Capability,
+    ChatRequest,
+    Done,
+    TextDelta,
+    ToolCall,
+)
 from mixchat.config import AGENT_SAMPLING, SamplingParams
 from mixchat.errors import ConfigError
 from mixchat.tools.base import FINAL_ANSWER, Tool, normalize_name
@@ -134,9 +142,10 @@ class Agent:
                        protocol.correction(error, self.tool_names))
             return
         if action.is_final:
-            if rest := _unstreamed(turn, action.input):
+            answer = action.input.strip()
+            if rest := _unstreamed(turn, answer):
                 yield AnswerDelta(rest)
-            yield AgentFinished(action.input, step, "answer")
+            yield AgentFinished(answer, step, "answer")
             return
         async for event in self._use_tool(step, action.tool_name, action.input, cancel,
                                           memory, protocol.recorded_reply(turn.reply)):
@@ -188,7 +197,7 @@ class Agent:
             answer = turn.text.strip()
         else:
             try:
-                answer = protocol.parse_action(turn.text, [], turn.primer).input
+                answer = protocol.parse_action(turn.text, [], turn.primer).input.strip()
             except protocol.ProtocolError:
                 answer = turn.answer.text or turn.text.strip()
             if rest := _unstreamed(turn, answer):

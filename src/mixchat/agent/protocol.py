@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from mixchat.tools.base import FINAL_ANSWER, Tool, normalize_name
 
@@ -262,7 +262,7 @@ class AnswerStream:
 
     _NAME = re.compile(r'"tool_name"\s*:\s*"([^"\\]*)"')
     _INPUT = re.compile(r'"input"\s*:\s*"')
-    _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
+    _ESCAPES: ClassVar[dict[str, str]] = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
                 "t": "\t"}
 
     def __init__(self) -> None:
@@ -296,6 +296,8 @@ class AnswerStream:
             index += 1
         self.position = index
         added = "".join(new)
+        if not self.text:
+            added = added.lstrip()  # answers start at their first word
         self.text += added
         return added
 

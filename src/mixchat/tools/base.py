@@ -41,7 +41,7 @@ class Tool:
                 f"and not {FINAL_ANSWER!r}"
             )
 
-    async def run(self, input: str) -> str:  # noqa: A002 - the protocol's word
+    async def run(self, input: str) -> str:
         """Call the function; a sync function runs in a worker thread so it cannot block."""
         if inspect.iscoroutinefunction(self.function):
             result = await self.function(input)

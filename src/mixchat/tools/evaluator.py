@@ -125,9 +125,9 @@ def _is_int(value: Any) -> bool:
 def _pow(base: Any, exponent: Any, modulo: Any = None) -> Any:
     if modulo is not None:
         return pow(base, exponent, modulo)
-    if _is_int(base) and _is_int(exponent) and exponent > 0 and abs(base) > 1:
-        if exponent * math.log2(abs(base)) > MAX_INT_BITS:
-            raise CalcError(f"{base} ** {exponent} is too large to compute")
+    if (_is_int(base) and _is_int(exponent) and exponent > 0 and abs(base) > 1
+            and exponent * math.log2(abs(base)) > MAX_INT_BITS):
+        raise CalcError(f"{base} ** {exponent} is too large to compute")
     return base**exponent
 
 
