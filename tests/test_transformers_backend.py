@@ -35,6 +35,7 @@ from mixchat.backends import transformers as hf
 from mixchat.backends.transformers import StopText, TransformersBackend
 from mixchat.config import SamplingParams, load_settings
 from mixchat.errors import ConfigError, MissingDependency, ModelLoadError
+from mixchat.prompt import mistral_v1_sentencepiece
 from tiny_mixtral_hf import build_tiny_mixtral
 
 GREEDY = SamplingParams(temperature=0, max_tokens=40)
@@ -192,6 +193,15 @@ async def test_prompt_ids_that_reach_generate_equal_mistral_common(
     expected = mistral_common_ids(messages)
     assert recorder.inputs == [expected]
     assert backend.count_tokens(messages) == len(expected)
+
+
+async def test_an_assistant_prefix_continues_the_prompt(backend: Any) -> None:
+    recorder = Recorder(backend._model)
+    request = ChatRequest(HI, params=SamplingParams(max_tokens=1), assistant_prefix="Thought:  I")
+    _, done = await collect(backend, request)
+    assert done.ok
+    sp = mistral_v1_sentencepiece()
+    assert recorder.inputs == [mistral_common_ids(HI) + sp.encode("Thought:  I")]
 
 
 def test_the_hf_tokenizer_alone_would_give_other_ids(model_dir: Path) -> None:

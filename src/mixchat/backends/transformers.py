@@ -203,13 +203,13 @@ def load_model(settings: Settings, model_id: str) -> tuple[Any, Any, list[str]]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    _check_local_path(model_id)
+    source = model_source(model_id)
     quantization = quantization_config(settings.quantization)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
-            model_id, trust_remote_code=settings.trust_remote_code)
+            source, trust_remote_code=settings.trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(
-            model_id,
+            source,
             device_map=None if settings.device_map.lower() in ("", "none") else settings.device_map,
             dtype=settings.dtype if settings.dtype == "auto" else getattr(torch, settings.dtype),
             quantization_config=quantization,
@@ -223,8 +223,9 @@ def load_model(settings: Settings, model_id: str) -> tuple[Any, Any, list[str]]:
     return model, tokenizer, notes
 
 
-def _check_local_path(model_id: str) -> None:
-    """A model given as a path must exist; otherwise transformers asks the Hub and says less."""
+def model_source(model_id: str) -> str:
+    """The directory or Hub id to load. A path must be a saved model: otherwise transformers
+    would ask the Hub for it and fail with a less helpful message."""
     path = Path(model_id).expanduser()
     looks_local = (model_id.startswith((".", "/", "~")) or model_id.count("/") > 1
                    or "\\" in model_id)
@@ -237,6 +238,7 @@ def _check_local_path(model_id: str) -> None:
         raise ModelLoadError(
             f"{model_id} has no config.json, so it is not a model saved with save_pretrained "
             "(for a GGUF file, use the llamacpp backend)")
+    return str(path) if path.is_dir() else model_id
 
 
 def quantization_config(kind: str) -> Any:
