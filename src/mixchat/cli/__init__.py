@@ -150,7 +150,7 @@ def _mount_history() -> None:
         from mixchat.cli.history import history_app
     except ImportError:  # the store is optional for the library
         return
-    app.add_typer(history_app, name="history", help="List, show, export and delete stored conversations.")
+    app.add_typer(history_app, name="history", help="List, show, export, delete and import stored conversations.")
 
 
 _mount_history()
