@@ -352,6 +352,7 @@ def generation_kwargs(params: SamplingParams, max_new: int, tokenizer: Any) -> d
 
 @functools.cache
 def _flag_criterion_class() -> type:
+    import torch
     from transformers import StoppingCriteria
 
     class FlagCriterion(StoppingCriteria):
@@ -361,8 +362,6 @@ def _flag_criterion_class() -> type:
             self.flags = flags
 
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            import torch
-
             done = any(flag() for flag in self.flags)
             return torch.full((input_ids.shape[0],), done, dtype=torch.bool,
                               device=input_ids.device)
