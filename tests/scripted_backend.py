@@ -36,21 +36,24 @@ class ScriptedBackend(Backend):
         self.requests: list[ChatRequest] = []
         self.chunk = chunk
         self.delay = delay
+        self.closed = 0  # replies whose stream has ended or been closed
 
     async def _generate(self, request: ChatRequest) -> AsyncIterator[TextDelta | Usage | ToolCall]:
         self.requests.append(request)
-        if not self.replies:
-            await asyncio.Event().wait()  # no script left: hang until cancelled
-        reply = self.replies.pop(0)
-        if isinstance(reply, Exception):
-            raise reply
-        parts = [reply] if isinstance(reply, str) else list(reply)
-        for part in parts:
-            if isinstance(part, ToolCall):
-                yield part
-                continue
-            for start in range(0, len(part), self.chunk):
-                if self.delay:
-                    await asyncio.sleep(self.delay)
-                yield TextDelta(part[start:start + self.chunk])
-        yield Usage(prompt_tokens=1, completion_tokens=1, finish_reason="stop")
+        try:
+            if not self.replies:
+                await asyncio.Event().wait()  # no script left: hang until cancelled
+            reply = self.replies.pop(0)
+            if isinstance(reply, Exception):
+                raise reply
+            for part in [reply] if isinstance(reply, str) else list(reply):
+                if isinstance(part, ToolCall):
+                    yield part
+                    continue
+                for start in range(0, len(part), self.chunk):
+                    if self.delay:
+                        await asyncio.sleep(self.delay)
+                    yield TextDelta(part[start:start + self.chunk])
+            yield Usage(prompt_tokens=1, completion_tokens=1, finish_reason="stop")
+        finally:
+            self.closed += 1

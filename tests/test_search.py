@@ -131,6 +131,10 @@ async def test_ddgs_results_are_read_with_region_safesearch_and_count(
         (ddgs.exceptions.DDGSException("https://html.duckduckgo.com 403 Forbidden"),
          "Error: search failed: https://html.duckduckgo.com 403 Forbidden"),
         (ddgs.exceptions.DDGSException("No results found."), "No results found for 'q'."),
+        (ddgs.exceptions.DDGSException(
+            "DNSError: DNSError('error sending request for url (https://html.duckduckgo.com/html/)"
+            " > error resolving DNS > DNS error: no records found')"),
+         "Error: search failed: the search engines could not be reached (no network?)"),
         (OSError("[Errno 101] Network is unreachable"),
          "Error: search failed: OSError: [Errno 101] Network is unreachable"),
     ],

@@ -110,26 +110,30 @@ class Agent:
         memory = Memory(system=system, query=query, history=clean_history(history))
         for step in range(1, self.max_steps + 1):
             yield StepStarted(step)
-            async for event in self._step(memory, step, cancel):
+            async with _closing(self._step(memory, step, cancel)) as events:
+                async for event in events:
+                    yield event
+                    if isinstance(event, AgentFinished):
+                        return
+        async with _closing(self._last_call(memory, cancel)) as events:
+            async for event in events:
                 yield event
-                if isinstance(event, AgentFinished):
-                    return
-        async for event in self._last_call(memory, cancel):
-            yield event
 
     # -- one step ----------------------------------------------------------------------------
 
     async def _step(self, memory: Memory, step: int, cancel: CancelToken) -> AsyncIterator[AgentEvent]:
         turn = _Turn()
         request = self._request(memory, cancel, turn)
-        async for event in self._generate(request, turn):
-            yield event
+        async with _closing(self._generate(request, turn)) as events:
+            async for event in events:
+                yield event
         if (stop := self._stopped(turn, step, cancel)) is not None:
             yield stop
             return
         if self.native_tools:
-            async for event in self._native_step(memory, step, turn, cancel):
-                yield event
+            async with _closing(self._native_step(memory, step, turn, cancel)) as events:
+                async for event in events:
+                    yield event
             return
         try:
             action = protocol.parse_action(turn.text, self.tool_names, turn.primer)
@@ -147,9 +151,11 @@ class Agent:
                 yield AnswerDelta(rest)
             yield AgentFinished(answer, step, "answer")
             return
-        async for event in self._use_tool(step, action.tool_name, action.input, cancel,
-                                          memory, protocol.recorded_reply(turn.reply)):
-            yield event
+        recorded = protocol.recorded_reply(turn.reply)
+        async with _closing(self._use_tool(step, action.tool_name, action.input, cancel, memory,
+                                           recorded)) as events:
+            async for event in events:
+                yield event
 
     async def _native_step(
         self, memory: Memory, step: int, turn: _Turn, cancel: CancelToken
@@ -166,8 +172,10 @@ class Agent:
             yield StepError(step, str(error), recorded)
             memory.add(recorded, protocol.correction(error, self.tool_names))
             return
-        async for event in self._use_tool(step, name, _native_input(call), cancel, memory, recorded):
-            yield event
+        async with _closing(self._use_tool(step, name, _native_input(call), cancel, memory,
+                                           recorded)) as events:
+            async for event in events:
+                yield event
 
     async def _use_tool(
         self, step: int, name: str, tool_input: str, cancel: CancelToken, memory: Memory,
@@ -188,8 +196,9 @@ class Agent:
         steps = self.max_steps
         turn = _Turn()
         request = self._request(memory, cancel, turn, final=True)
-        async for event in self._generate(request, turn):
-            yield event
+        async with _closing(self._generate(request, turn)) as events:
+            async for event in events:
+                yield event
         if (stop := self._stopped(turn, steps, cancel)) is not None:
             yield stop
             return
@@ -245,6 +254,12 @@ class Agent:
             error = (done.error if done else None) or "the model failed without a message"
             return AgentFinished("", step, "error", error=error)
         return None
+
+
+def _closing(events: AsyncIterator[AgentEvent]) -> contextlib.aclosing[AsyncIterator[AgentEvent]]:
+    """Close a nested event generator as soon as its consumer stops (a closed web page), so
+    the backend stream under it is closed at once rather than when garbage is collected."""
+    return contextlib.aclosing(events)  # type: ignore[type-var]
 
 
 def _unstreamed(turn: _Turn, answer: str) -> str:

@@ -20,6 +20,7 @@ from mixchat.tools.base import Tool
 MAX_RESULTS = 3
 TIMEOUT = 10.0
 MAX_BODY_CHARS = 600
+_UNREACHABLE = ("dns", "connect", "network is unreachable", "name or service not known")
 
 DESCRIPTION = (
     "the search tool should be used whenever you need to find information. It can be used to "
@@ -72,8 +73,11 @@ class DdgsProvider:
         except TimeoutException:
             raise SearchError(f"the search timed out after {self.timeout:g} s") from None
         except DDGSException as error:
-            if "no results" in str(error).lower():
+            message = str(error).lower()
+            if "no results" in message:
                 return []
+            if any(word in message for word in _UNREACHABLE):
+                raise SearchError("the search engines could not be reached (no network?)") from None
             raise SearchError(_one_line(error) or "the search engine failed") from None
         return [SearchResult(row.get("title", ""), row.get("href", ""), row.get("body", ""))
                 for row in rows]
@@ -163,4 +167,4 @@ def search_tool(provider: SearchProvider | None = None, max_results: int = MAX_R
 
 
 def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:300]
+    return " ".join(str(error).split())[:200]
