@@ -83,7 +83,7 @@ class ChatController:
             show_button_name=False, show_button_tooltips=True,
             button_properties={
                 "regenerate": {"icon": "repeat", "callback": self._regenerate_clicked},
-                "undo": {"icon": "arrow-back", "callback": self._undo_clicked},
+                "undo last": {"icon": "arrow-back", "callback": self._undo_clicked},
             },
             message_params={"show_reaction_icons": False, "show_copy_icon": False,
                             "stylesheets": [APP_CSS]},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 import logging
@@ -38,6 +39,7 @@ class ConversationsPanel:
         self._on_new = on_new
         self._current = current
         self._summaries: list[ConversationSummary] = []
+        self._shown: tuple[tuple[str, str, bool], ...] = ()
         self._confirm_until = 0.0
         self.search = pn.widgets.TextInput(placeholder="Search conversations…",
                                            sizing_mode="stretch_width")
@@ -89,6 +91,10 @@ class ConversationsPanel:
             return
         self._summaries = found
         current = self._current()
+        shown = tuple((s.id, s.title, s.id == current) for s in found)
+        if shown == self._shown:  # unchanged: do not resend the list to the browser
+            return
+        self._shown = shown
         buttons = []
         for summary in found:
             button = pn.widgets.Button(
@@ -97,7 +103,7 @@ class ConversationsPanel:
                 description=f"{summary.backend} · {summary.updated_at:%Y-%m-%d %H:%M}",
                 margin=(2, 5),
             )
-            button.on_click(lambda _, cid=summary.id: self._open_clicked(cid))
+            button.on_click(functools.partial(self._open_clicked, summary.id))
             buttons.append(button)
         self.items.objects = buttons
         if not found:
@@ -119,7 +125,7 @@ class ConversationsPanel:
     async def _searched(self, _: Any) -> None:
         await self.refresh()
 
-    async def _open_clicked(self, conversation_id: str) -> None:
+    async def _open_clicked(self, conversation_id: str, _: Any = None) -> None:
         await self._on_open(conversation_id)
         await self.refresh()
 

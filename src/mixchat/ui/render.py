@@ -15,8 +15,11 @@ from typing import Any
 import panel as pn
 
 ASSETS = Path(__file__).parent / "assets"
-#: The app's stylesheet, given to every chat message (Panel puts it in each shadow root).
-APP_CSS = (ASSETS / "app.css").read_text(encoding="utf-8")
+#: URL prefix of the vendored static files (app.css, the Tabler icon font, offline.js).
+ASSETS_ROUTE = "mixchat-assets"
+#: The app's stylesheet, given to every chat message (Panel adds it to each shadow root).
+#: A URL, not the CSS text: Panel would send inline CSS again with every new message.
+APP_CSS = f"/{ASSETS_ROUTE}/app.css"
 
 #: markdown-it options: no raw HTML, soft line breaks shown as breaks (chat text).
 _MARKDOWN_OPTIONS: dict[str, Any] = {"html": False, "breaks": True}

@@ -22,7 +22,7 @@ class ReplyView:
     """The widgets of one reply, inside one ``ChatMessage``."""
 
     def __init__(self, user: str, steps: pn.Column | None = None) -> None:
-        self.body = markdown_pane("", streaming=True, css_classes=["message"])
+        self.body = markdown_pane("", streaming=True, css_classes=["message", "mixchat-reply"])
         self.status = pn.pane.HTML("", css_classes=["mixchat-status"], margin=(2, 10))
         self.notice = pn.pane.HTML("", css_classes=["mixchat-notice"], margin=(2, 10),
                                    visible=False)

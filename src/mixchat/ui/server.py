@@ -10,12 +10,10 @@ import panel as pn
 
 from mixchat.config import Settings
 from mixchat.ui.app import TITLE, create_app
-from mixchat.ui.render import ASSETS
+from mixchat.ui.render import ASSETS, ASSETS_ROUTE
 
 log = logging.getLogger("mixchat.ui")
 
-#: URL prefix of the vendored static files (the Tabler icon font, offline.js).
-ASSETS_ROUTE = "mixchat-assets"
 
 
 def configure_panel() -> None:

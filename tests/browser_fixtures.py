@@ -1,0 +1,163 @@
+"""Browser-test helpers: the real server on a free port, Debian's chromium through Playwright."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from playwright.sync_api import Browser, Page, sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+INPUT = "Message the model"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+_SHADOW_TEXT = """els => els.map(el => {
+  const root = el.shadowRoot || el;
+  return Array.from(root.children)
+    .filter(c => !['STYLE', 'LINK'].includes(c.tagName))
+    .map(c => c.innerText).join('');
+})"""
+
+
+@dataclass
+class Server:
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@contextmanager
+def running_server(data_dir: Path, *args: str, echo_delay: float = 0.01,
+                   timeout: float = 90.0) -> Iterator[Server]:
+    """``mixchat serve`` in a subprocess, ready when its page answers."""
+    port = free_port()
+    env = {**os.environ, "MIXCHAT_CONFIG": str(data_dir / "absent.toml"),
+           "MIXCHAT_ECHO_DELAY": str(echo_delay), "PYTHONUNBUFFERED": "1"}
+    env.pop("OPENAI_API_KEY", None)
+    env.pop("MISTRAL_API_KEY", None)
+    log = data_dir / f"server-{port}.log"
+    command = [sys.executable, "-m", "mixchat", "serve", "--port", str(port),
+               "--host", "127.0.0.1", "--data-dir", str(data_dir), *args]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    server = Server(f"http://127.0.0.1:{port}/", port, process, log)
+    try:
+        _wait_until_up(server, timeout)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_until_up(server: Server, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited: {server.log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(server.url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"server did not start in {timeout} s: {server.log.read_text()[-2000:]}")
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class Session:
+    """A page plus what it saw: every request URL, dialogs, websocket bytes received."""
+
+    page: Page
+    requests: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    ws_bytes: list[int] = field(default_factory=lambda: [0])
+
+    def send(self, text: str) -> None:
+        box = self.page.get_by_placeholder(INPUT)
+        box.fill(text)
+        box.press("Enter")
+
+    def texts(self, css_class: str) -> list[str]:
+        """The visible text of each Panel pane with ``css_class`` (they render in shadow roots)."""
+        return self.page.locator(f".{css_class}").evaluate_all(_SHADOW_TEXT)
+
+    def replies(self) -> list[str]:
+        """The text of each assistant reply, in order."""
+        return [text.strip() for text in self.texts("mixchat-reply")]
+
+    def wait_for_replies(self, count: int, timeout: float = 30.0) -> list[str]:
+        """Wait until ``count`` replies are finished (their stats line shows)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            stats = [text for text in self.texts("mixchat-stats") if text.strip()]
+            if len(stats) >= count:
+                return self.replies()
+            self.page.wait_for_timeout(100)
+        raise AssertionError(f"{count} finished replies expected; stats: {self.texts('mixchat-stats')}")
+
+    def button(self, icon: str):  # type: ignore[no-untyped-def]
+        """A chat-input button, found by its Tabler icon."""
+        return self.page.locator(f"button:visible:has(.ti-{icon})")
+
+    def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path))
+        return path
+
+
+def open_session(browser: Browser, url: str) -> Session:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    session = Session(page)
+    page.on("request", lambda request: session.requests.append(request.url))
+
+    def on_dialog(dialog) -> None:  # type: ignore[no-untyped-def]
+        session.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+
+    def on_websocket(ws) -> None:  # type: ignore[no-untyped-def]
+        def count(frame: str | bytes) -> None:
+            session.ws_bytes[0] += len(frame.encode() if isinstance(frame, str) else frame)
+        ws.on("framereceived", count)
+
+    page.on("websocket", on_websocket)
+    page.goto(url)
+    page.get_by_placeholder(INPUT).wait_for(timeout=30_000)
+    return session

@@ -1,0 +1,220 @@
+"""The web app in a real browser: Debian's chromium against `mixchat serve` on a free port."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browser_fixtures import Server, Session, chromium, free_port, open_session, running_server
+from playwright.sync_api import Browser
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+
+ECHO_DELAY = 0.005
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running_server(tmp_path_factory.mktemp("ui"), "--backend", "echo", "--max-tokens", "4096",
+                        echo_delay=ECHO_DELAY) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def session(browser: Browser, server: Server) -> Iterator[Session]:
+    opened = open_session(browser, server.url)
+    yield opened
+    opened.page.context.close()
+
+
+def _words(count: int, stem: str = "w") -> str:
+    return " ".join(f"{stem}{index:04d}" for index in range(count))
+
+
+def _watch_states(session: Session, until: int, timeout: float = 30.0) -> list[str]:
+    """Distinct texts of the latest reply, sampled while it streams, until ``until`` replies end."""
+    states: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        replies = session.replies()
+        if replies and (not states or states[-1] != replies[-1]):
+            states.append(replies[-1])
+        if len([s for s in session.texts("mixchat-stats") if s.strip()]) >= until:
+            break
+        session.page.wait_for_timeout(30)
+    states.append(session.replies()[-1])
+    return states
+
+
+def test_reply_streams_from_the_echo_backend(session: Session) -> None:
+    message = _words(300)
+    session.send(message)
+    states = _watch_states(session, until=1)
+    assert states[-1] == message
+    partial = [s for s in states if s and s != message]
+    assert len(partial) >= 3, f"expected several intermediate states, saw {len(partial)}"
+    assert all(message.startswith(s) for s in partial)
+    stats = session.texts("mixchat-stats")[-1]
+    assert "300 tokens" in stats and "tok/s" in stats and "first token" in stats
+    assert "finished" in stats
+    session.screenshot("streamed-reply")
+
+
+def test_stop_ends_a_long_reply_early(session: Session) -> None:
+    message = _words(2000)
+    session.send(message)
+    session.page.wait_for_timeout(1200)
+    session.button("player-stop").first.click()
+    replies = session.wait_for_replies(1)
+    assert 0 < len(replies[-1]) < len(message)
+    assert message.startswith(replies[-1].strip())
+    assert "Stopped" in session.texts("mixchat-stats")[-1]
+    # the chat goes on after a stop
+    session.send("after the stop")
+    assert session.wait_for_replies(2)[-1] == "after the stop"
+
+
+def test_regenerate_replaces_the_reply(session: Session) -> None:
+    session.send("say it again")
+    session.wait_for_replies(1)
+    first_stats = session.texts("mixchat-stats")[-1]
+    session.page.wait_for_timeout(300)
+    session.button("repeat").first.click()
+    session.page.wait_for_timeout(500)
+    replies = session.wait_for_replies(1)
+    assert replies == ["say it again"]  # one reply: the old one was replaced
+    assert session.texts("mixchat-stats")[-1]  # a fresh footer
+    assert first_stats.startswith("3 tokens")
+
+
+def test_undo_removes_the_last_exchange(session: Session) -> None:
+    session.send("first message")
+    session.wait_for_replies(1)
+    session.send("second message")
+    session.wait_for_replies(2)
+    session.button("arrow-back").first.click()
+    session.page.wait_for_timeout(800)
+    assert session.replies() == ["first message"]
+
+
+def test_two_sessions_chat_at_the_same_time(browser: Browser, server: Server) -> None:
+    one, two = open_session(browser, server.url), open_session(browser, server.url)
+    try:
+        one.send(_words(150, "alpha"))
+        two.send(_words(150, "beta"))
+        assert one.wait_for_replies(1) == [_words(150, "alpha")]
+        assert two.wait_for_replies(1) == [_words(150, "beta")]
+    finally:
+        one.page.context.close()
+        two.page.context.close()
+
+
+def test_html_in_messages_never_runs(session: Session) -> None:
+    attack = ('<img src=x onerror="window.__pwned=1;alert(1)"> '
+              '<script>window.__pwned=2;alert(2)</script> '
+              '[link](javascript:alert(3))')
+    session.send(attack)
+    replies = session.wait_for_replies(1)
+    session.page.wait_for_timeout(500)
+    assert session.dialogs == []
+    assert session.page.evaluate("window.__pwned") is None
+    assert "<img src=x" in replies[0] and "<script>" in replies[0]  # shown as text
+    assert session.page.locator("img[src=x]").count() == 0
+    session.screenshot("html-shown-as-text")
+
+
+def test_page_loads_nothing_from_outside(session: Session, server: Server) -> None:
+    session.send("offline?")
+    session.wait_for_replies(1)
+    session.page.wait_for_timeout(500)
+    local = (f"http://127.0.0.1:{server.port}/", f"ws://127.0.0.1:{server.port}/", "data:", "blob:")
+    outside = [url for url in session.requests if not url.startswith(local)]
+    assert outside == []
+    # the icon font is served by the app itself
+    assert any(url.endswith(".woff2?v3.49.0") or "tabler-icons" in url for url in session.requests)
+
+
+def test_a_long_reply_costs_about_its_size_on_the_wire(session: Session) -> None:
+    """Streaming sends appended text in batches, not the whole reply per token.
+
+    Two new chat messages (the user's and the reply's Panel models) cost a fixed ~30 KB; the
+    streamed part of a 1000-token reply must stay within 3x the reply's size.
+    """
+    message = _words(1000)  # 1000 echo tokens, 6 KB
+    session.send("x")
+    session.wait_for_replies(1)
+    session.page.wait_for_timeout(500)
+    before = session.ws_bytes[0]
+    session.send(message)
+    while len(session.replies()) < 2 or not session.replies()[-1]:
+        session.page.wait_for_timeout(10)
+    streaming_from = session.ws_bytes[0]
+    assert session.wait_for_replies(2, timeout=60)[-1] == message
+    session.page.wait_for_timeout(500)
+    streamed = session.ws_bytes[0] - streaming_from
+    total = session.ws_bytes[0] - before
+    print(f"{len(message)}-character reply: {streamed} bytes streamed "
+          f"({streamed / len(message):.2f}x), {total} bytes with the two new messages")
+    assert streamed <= 3 * len(message)
+
+
+def test_backend_failure_shows_an_error_and_the_next_message_works(session: Session) -> None:
+    closed = free_port()
+    page = session.page
+    page.locator("select").first.select_option("openai")
+    url = page.get_by_placeholder("the provider's default")
+    url.fill(f"http://127.0.0.1:{closed}/v1")
+    url.press("Enter")
+    page.wait_for_timeout(300)
+    session.send("anyone there?")
+    session.wait_for_replies(1, timeout=60)
+    footer = session.texts("mixchat-stats")[-1]
+    assert "failed" in footer
+    assert any(word in footer for word in ("server", "key", "connect", "reach")), footer
+    session.screenshot("backend-error")
+    page.locator("select").first.select_option("echo")
+    page.wait_for_timeout(300)
+    session.send("back to echo")
+    assert session.wait_for_replies(2)[-1] == "back to echo"
+
+
+def test_reload_keeps_the_conversation_and_it_continues(browser: Browser, server: Server) -> None:
+    first = open_session(browser, server.url)
+    title = "remember the blue whale"
+    first.send(title)
+    first.wait_for_replies(1)
+    first.page.reload()
+    first.page.get_by_placeholder("Message the model").wait_for()
+    entry = first.page.locator("button", has_text=title).first
+    entry.wait_for(timeout=15_000)
+    entry.click()
+    first.page.wait_for_timeout(1500)
+    assert first.replies() == [title]
+    first.send("and the green turtle")
+    assert first.wait_for_replies(2) == [title, "and the green turtle"]
+    first.screenshot("conversation-continues")
+    first.page.context.close()
+
+
+@pytest.mark.slow
+def test_reply_streams_from_the_embedded_model(browser: Browser, tmp_path: Path) -> None:
+    with running_server(tmp_path, "--backend", "llamacpp", "--max-tokens", "48",
+                        timeout=120) as embedded:
+        session = open_session(browser, embedded.url)
+        welcome = session.texts("message")[0]
+        assert "tiny demo model" in welcome
+        session.send("Write one sentence about the sea.")
+        states = _watch_states(session, until=1, timeout=120)
+        assert len([s for s in states if s]) >= 3, states
+        stats = session.texts("mixchat-stats")[-1]
+        assert "tok/s" in stats and "first token" in stats
+        session.screenshot("embedded-model")
+        session.page.context.close()
