@@ -80,7 +80,7 @@ class ChatRequest:
 
     ``messages`` are OpenAI-style dicts: an optional leading system message, then user and
     assistant turns alternating, ending with a user turn. ``assistant_prefix`` starts the reply
-    with given text (raw-prompt backends). ``json_schema`` asks for output valid against it, where
+    with given text; the stream carries only what follows it, never the prefix itself. ``json_schema`` asks for output valid against it, where
     the backend declares ``JSON_SCHEMA`` or ``JSON_MODE``; ``tools`` are native tool definitions
     (OpenAI function format) where it declares ``TOOL_CALLING``.
     """

@@ -31,7 +31,7 @@ class EchoBackend(Backend):
         return sum(len(m["content"].split()) + 1 for m in messages)
 
     async def _generate(self, request: ChatRequest) -> AsyncIterator[TextDelta | Usage]:
-        text = request.assistant_prefix + _last_user(request.messages)
+        text = _last_user(request.messages)
         words = re.findall(r"\s*\S+\s*|\s+", text)
         limit = request.params.max_tokens
         for index, word in enumerate(words[:limit]):

@@ -10,6 +10,7 @@ cache of the prefix they share (llama-cpp-python keeps it when the new prompt ex
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -149,12 +150,17 @@ class LlamaCppBackend(Backend):
                 f"the conversation takes {len(tokens)} tokens, more than the model's context of "
                 f"{self.context_length}: start a new chat, or raise --n-ctx"
             )
-        async for position in self._queue.wait_turn():
-            yield Queued(position)
+        # aclosing: when the reader stops early, the inner generators must finish now (leave
+        # the line; stop and await the worker) rather than whenever they are collected, or the
+        # slot would be handed on while the worker still holds the llama context.
+        async with contextlib.aclosing(self._queue.wait_turn()) as turns:
+            async for position in turns:
+                yield Queued(position)
         try:
             produce = functools.partial(self._produce, tokens, request, min(room, request.params.max_tokens))
-            async for item in iterate_in_thread(produce, self._executor):
-                yield item
+            async with contextlib.aclosing(iterate_in_thread(produce, self._executor)) as items:
+                async for item in items:
+                    yield item
         finally:
             self._queue.release()
 

@@ -394,15 +394,10 @@ class ReplyAssembler:
         self.usage: Any = None
         self._calls: list[_PendingCall] = []
         self._prefix = prefix
-        self._prefix_sent = False
         self._echo_check = bool(prefix)  # until we know whether the server repeats the prefix
         self._held = ""
 
     def feed(self, chunk: Any) -> Iterator[TextDelta]:
-        if not self._prefix_sent:
-            self._prefix_sent = True
-            if self._prefix:
-                yield TextDelta(self._prefix)
         if getattr(chunk, "usage", None):
             self.usage = chunk.usage
         for choice in getattr(chunk, "choices", None) or ():
