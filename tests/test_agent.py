@@ -444,16 +444,34 @@ async def test_terminal_view_prints_steps_and_streams_the_answer() -> None:
 
 @pytest.mark.slow
 async def test_embedded_model_runs_valid_steps_with_the_grammar(embedded_gguf: Path) -> None:
-    """Gemma 270M is too small to answer well, but with the grammar every step must parse."""
-    from mixchat.backends import close_all, get_backend
+    """Gemma 270M is too small to answer well, but with the grammar every step must parse, and
+    each step's prompt must re-use the KV cache of the last (the conversation is append-only)."""
+    from mixchat.backends import ChatRequest, close_all, get_backend
     from mixchat.config import AGENT_SAMPLING, load_settings
 
     backend = get_backend(load_settings(backend="llamacpp"))
     assert Capability.JSON_SCHEMA in backend.capabilities
+    await backend.load()
+    requests: list[ChatRequest] = []
+    evaluated: list[tuple[int, int]] = []  # (request number, tokens in one eval batch)
+    stream, evaluate = backend.stream, backend._llm.eval  # type: ignore[attr-defined]
+
+    def recording_stream(request: ChatRequest) -> AsyncIterator[object]:
+        requests.append(request)
+        return stream(request)
+
+    def recording_eval(tokens: list[int]) -> None:
+        evaluated.append((len(requests), len(tokens)))
+        evaluate(tokens)
+
+    backend.stream = recording_stream  # type: ignore[method-assign]
+    backend._llm.eval = recording_eval  # type: ignore[attr-defined]
     params = AGENT_SAMPLING.model_copy(update={"max_tokens": 96, "seed": 0})
     agent = Agent(backend, tools(), max_steps=2, params=params)
     try:
         events = await collect(agent.run(QUESTION))
+        prompts = [len(backend.prompt_tokens(r.messages, r.assistant_prefix))  # type: ignore[attr-defined]
+                   for r in requests]
     finally:
         await close_all()
     end = finished(events)
@@ -463,3 +481,8 @@ async def test_embedded_model_runs_valid_steps_with_the_grammar(embedded_gguf: P
     for event in events:
         if isinstance(event, ToolCalled):
             assert event.tool in ("Calculator", "Search")
+    assert len(prompts) >= 2
+    for number, prompt in enumerate(prompts[1:], start=2):
+        # prompt tokens evaluated for this call (batches of one are sampled tokens)
+        fresh = sum(size for n, size in evaluated if n == number and size > 1)
+        assert fresh < prompt / 2, (number, fresh, prompt)
