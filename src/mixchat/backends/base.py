@@ -10,6 +10,7 @@ token and tokens per second the same way for every backend.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import threading
@@ -183,15 +184,17 @@ class Backend(ABC):
             return
         meter = _Meter()
         try:
-            async for event in _until_cancelled(self._generate(request), request.cancel):
-                if isinstance(event, TextDelta):
-                    if event.text:
-                        meter.text(event.text)
+            # aclosing: a reader that stops early closes the backend now, not when collected.
+            async with contextlib.aclosing(_until_cancelled(self._generate(request), request.cancel)) as events:
+                async for event in events:
+                    if isinstance(event, TextDelta):
+                        if event.text:
+                            meter.text(event.text)
+                            yield event
+                    elif isinstance(event, Usage):
+                        usage = event
+                    else:
                         yield event
-                elif isinstance(event, Usage):
-                    usage = event
-                else:
-                    yield event
             finish = "cancelled" if request.cancel.is_set() else (usage.finish_reason or "stop")
         except MixchatError as exc:
             error = exc

@@ -185,7 +185,8 @@ class LlamaCppBackend(Backend):
             repeat_penalty=params.repetition_penalty,
             stop=list(params.stop) + self._stop_strings(),
             seed=params.seed,
-            grammar=_grammar(json.dumps(request.json_schema, sort_keys=True)) if request.json_schema else None,
+            # key order kept: the grammar makes the model write keys in the schema's order
+            grammar=_grammar(json.dumps(request.json_schema)) if request.json_schema else None,
             stopping_criteria=llama_cpp.StoppingCriteriaList([keep_going]),
             stream=True,
         )

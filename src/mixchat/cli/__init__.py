@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from typing import Annotated, Optional
 
@@ -62,13 +63,18 @@ def ask(
 
 
 async def _ask_agent(settings: Settings, backend: object, question: str) -> None:
+    """Steps on stderr, the answer on stdout; Ctrl+C stops the agent."""
     from rich.console import Console
 
     from mixchat.agent import Agent
+    from mixchat.backends import CancelToken
     from mixchat.cli.agent_view import print_agent_events
 
+    cancel = CancelToken()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, cancel.cancel)
     agent = Agent(backend, max_steps=settings.agent_max_steps)  # type: ignore[arg-type]
-    finished = await print_agent_events(agent.run(question), Console())
+    finished = await print_agent_events(agent.run(question, cancel=cancel), Console(stderr=True),
+                                        answer_out=sys.stdout)
     if finished.reason == "error":
         _fail(getattr(finished, "error", None) or "the agent failed")
 
