@@ -196,12 +196,30 @@ def test_reload_keeps_the_conversation_and_it_continues(browser: Browser, server
     entry = first.page.locator("button", has_text=title).first
     entry.wait_for(timeout=15_000)
     entry.click()
-    first.page.wait_for_timeout(1500)
-    assert first.replies() == [title]
+    assert first.wait_for_replies(1) == [title]
     first.send("and the green turtle")
     assert first.wait_for_replies(2) == [title, "and the green turtle"]
     first.screenshot("conversation-continues")
     first.page.context.close()
+
+
+def test_agent_steps_show_as_cards(session: Session) -> None:
+    page = session.page
+    page.get_by_text("Agent", exact=True).first.click()  # open the sidebar's Agent card
+    switch = page.locator("[role=switch]").first
+    switch.scroll_into_view_if_needed()
+    box = switch.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] - 12, box["y"] + box["height"] / 2)  # the knob
+    page.wait_for_timeout(300)
+    assert switch.get_attribute("aria-checked") == "true"
+    # the echo model repeats this tool call, so the agent runs the calculator
+    session.send('{"tool_name": "Calculator", "input": "6*7"}')
+    session.wait_for_replies(1, timeout=60)
+    titles = [t.strip() for t in session.texts("step-title")]
+    assert any(t.startswith("Step 1: Calculator (ok") for t in titles), titles
+    assert "agent step" in session.texts("mixchat-stats")[-1]
+    session.screenshot("agent-steps")
 
 
 @pytest.mark.slow

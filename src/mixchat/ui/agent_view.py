@@ -74,6 +74,8 @@ class AgentStepsView:
                     self.layout.remove(card)
                     del self._cards[step]
                     self.records = [r for r in self.records if r["step"] != step]
+        for card in self._cards.values():  # the answer matters most now; cards open on click
+            card.collapsed = True
 
     @classmethod
     def from_records(cls, records: list[dict[str, Any]]) -> AgentStepsView:
@@ -90,8 +92,6 @@ class AgentStepsView:
             if "error" in record:
                 view.handle(StepError(step, record["error"], record.get("raw", "")))
         view.finish()
-        for card in view._cards.values():
-            card.collapsed = True
         return view
 
     def _card(self, step: int) -> pn.chat.ChatStep:

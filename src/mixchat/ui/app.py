@@ -33,7 +33,12 @@ def create_app(settings: Settings) -> pn.template.BootstrapTemplate:
     conversations = ConversationsPanel(gateway, on_open=chat.open, on_new=chat.new_chat,
                                        current=lambda: chat.conversation_id)
     chat.on_saved = conversations.refresh
-    pn.state.onload(conversations.refresh)
+
+    async def start() -> None:
+        await chat.check_store()
+        await conversations.refresh()
+
+    pn.state.onload(start)
     template = pn.template.BootstrapTemplate(
         title=TITLE,
         header_background=ACCENT,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +70,8 @@ class ChatController:
         self._regenerating = False
         self._cancel: CancelToken | None = None
         self._views: dict[int, pn.chat.ChatMessage] = {}  # id(turn) -> its message
+        self._saving: asyncio.Future[None] | None = None
+        self._told_history_off = False
         self.on_saved: Any = None  # async callable: the conversation list refreshes
         self.interface = pn.chat.ChatInterface(
             callback=self._respond,
@@ -103,8 +105,6 @@ class ChatController:
         except MixchatError as error:
             text = f"The {settings.backend} backend cannot start: {error}"
         self.say(text)
-        if not self.gateway.enabled:
-            self.say(f"Conversation history is off: {self.gateway.error}")
 
     def say(self, text: str) -> None:
         """A message from the app itself (not part of the conversation)."""
@@ -127,7 +127,7 @@ class ChatController:
             else:
                 turn = self.history.add(Turn("user", str(contents)))
                 self._show(turn, instance.objects[-1])
-                await self._save_user(turn)
+                self._in_background(self._save_user(turn))
             await self._reply(instance)
         finally:
             self.busy = False
@@ -148,7 +148,7 @@ class ChatController:
         turn = self.history.add(Turn("assistant", outcome.text, outcome.status,
                                      outcome.stats or None, outcome.steps))
         self._show(turn, view.message)
-        await self._save_reply(turn, settings)
+        self._in_background(self._save_reply(turn, settings))  # the input frees up at once
 
     async def _generate(self, settings: Settings, view: ReplyView, cancel: CancelToken,
                         agent: bool) -> Outcome:
@@ -207,6 +207,7 @@ class ChatController:
         """Empty the chat; the next message starts a new stored conversation."""
         self.stop()
         self.interface.stop()
+        await self._settled()
         self.history = History()
         self._views.clear()
         self.conversation_id = None
@@ -239,6 +240,22 @@ class ChatController:
             self._show(turn, message)
 
     # -- the store
+    def _in_background(self, save: Coroutine[Any, Any, None]) -> None:
+        """Run a store write after the ones before it, without holding up the chat."""
+        previous = self._saving
+
+        async def chained() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            await save
+
+        self._saving = asyncio.ensure_future(chained())
+
+    async def _settled(self) -> None:
+        """Wait for background writes (before a write that depends on them)."""
+        if self._saving is not None:
+            await asyncio.gather(self._saving, return_exceptions=True)
+
     async def _save_user(self, turn: Turn) -> None:
         if self.conversation_id is None:
             settings = self.sidebar.settings()
@@ -266,14 +283,29 @@ class ChatController:
         await self._saved()
 
     def _delete_stored(self, removed: list[Turn]) -> None:
-        first = next((turn.store_id for turn in removed if turn.store_id is not None), None)
-        if first is not None and self.conversation_id is not None:
-            pn.state.execute(lambda: self.gateway.try_call(
-                "delete_messages_from", self.conversation_id, first))
+        async def delete() -> None:
+            first = next((turn.store_id for turn in removed if turn.store_id is not None), None)
+            if first is not None and self.conversation_id is not None:
+                await self.gateway.try_call("delete_messages_from", self.conversation_id, first)
+
+        self._in_background(delete())
 
     async def _saved(self) -> None:
+        if not self.gateway.enabled:
+            self._history_off()
         if self.on_saved is not None:
             await self.on_saved()
+
+    async def check_store(self) -> None:
+        """At page load: open the store, or say that history is off."""
+        if not await self.gateway.check():
+            self._history_off()
+
+    def _history_off(self) -> None:
+        if not self._told_history_off:
+            self._told_history_off = True
+            self.say(f"Conversation history is off ({self.gateway.error}). "
+                     "The chat works, but nothing is saved.")
 
     async def _callback_failed(self, error: BaseException, instance: Any) -> None:
         """A bug in the app (not a model failure, which ends a stream normally)."""

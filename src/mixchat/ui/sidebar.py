@@ -52,7 +52,7 @@ class SettingsPanel(param.Parameterized):
                                                          end=2.0, step=0.05)
         self.reset = pn.widgets.Button(name="Reset to defaults", icon="restore",
                                        button_type="light", sizing_mode="stretch_width")
-        self.agent = pn.widgets.Switch(name="Agent", value=False, margin=(8, 10))
+        self.agent = pn.widgets.Switch(name="Agent mode", value=False, margin=(8, 10))
         self.tools = pn.widgets.CheckBoxGroup(name="Tools", options=list(self._tools),
                                               value=list(self._tools), inline=True)
         self.reset_sampling()
@@ -150,7 +150,7 @@ class SettingsPanel(param.Parameterized):
                          sizing_mode="stretch_width")
 
     def agent_section(self) -> pn.Column:
-        return pn.Column(pn.Row(pn.pane.HTML("<b>Agent mode</b>", margin=(8, 10)), self.agent),
+        return pn.Column(self.agent,
                          pn.pane.HTML("The model may use tools, step by step.",
                                       css_classes=["mixchat-hint"], margin=(0, 10)),
                          self.tools, sizing_mode="stretch_width")

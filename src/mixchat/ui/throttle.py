@@ -15,7 +15,7 @@ UPDATE_INTERVAL = 0.05
 #: ...growing with its length up to this, so a long reply costs few messages of framing.
 MAX_INTERVAL = 0.25
 #: Characters of reply that add one second to the interval.
-CHARS_PER_SECOND_OF_INTERVAL = 10_000
+CHARS_PER_SECOND_OF_INTERVAL = 5_000
 
 
 class Throttle:
