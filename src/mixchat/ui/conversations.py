@@ -43,19 +43,19 @@ class ConversationsPanel:
         self._confirm_until = 0.0
         self.search = pn.widgets.TextInput(placeholder="Search conversations…",
                                            sizing_mode="stretch_width")
-        self.new = pn.widgets.Button(name="New chat", icon="plus", button_type="primary",
+        self.new = pn.widgets.Button(label="New chat", icon="plus", color="primary",
                                      sizing_mode="stretch_width")
         self.items = pn.Column(sizing_mode="stretch_width", css_classes=["mixchat-conversations"],
                                max_height=320, scroll=True, margin=0)
-        self.title = pn.widgets.TextInput(name="Title", sizing_mode="stretch_width",
+        self.title = pn.widgets.TextInput(label="Title", sizing_mode="stretch_width",
                                           placeholder="Rename this conversation")
-        self.rename = pn.widgets.Button(name="Rename", icon="pencil", button_type="light")
-        self.delete = pn.widgets.Button(name="Delete", icon="trash", button_type="light")
+        self.rename = pn.widgets.Button(label="Rename", icon="pencil", color="light")
+        self.delete = pn.widgets.Button(label="Delete", icon="trash", color="light")
         self.export_md = pn.widgets.FileDownload(callback=self._export_markdown, label="Markdown",
-                                                 filename="conversation.md", button_type="light",
+                                                 filename="conversation.md", color="light",
                                                  icon="download", embed=False)
         self.export_json = pn.widgets.FileDownload(callback=self._export_json, label="JSON",
-                                                   filename="conversation.json", button_type="light",
+                                                   filename="conversation.json", color="light",
                                                    icon="download", embed=False)
         self.importer = pn.widgets.FileInput(accept=".json", multiple=False,
                                              sizing_mode="stretch_width")
@@ -98,7 +98,7 @@ class ConversationsPanel:
         buttons = []
         for summary in found:
             button = pn.widgets.Button(
-                name=summary.title, button_type="primary" if summary.id == current else "light",
+                label=summary.title, color="primary" if summary.id == current else "light",
                 sizing_mode="stretch_width", css_classes=["mixchat-conversation"],
                 description=f"{summary.backend} · {summary.updated_at:%Y-%m-%d %H:%M}",
                 margin=(2, 5),
@@ -149,12 +149,12 @@ class ConversationsPanel:
         loop = asyncio.get_running_loop()
         if loop.time() > self._confirm_until:  # the first click asks for a second one
             self._confirm_until = loop.time() + CONFIRM_SECONDS
-            self.delete.param.update(name="Click again to delete", button_type="danger")
+            self.delete.param.update(label="Click again to delete", color="danger")
             await asyncio.sleep(CONFIRM_SECONDS)
-            self.delete.param.update(name="Delete", button_type="light")
+            self.delete.param.update(label="Delete", color="light")
             return
         self._confirm_until = 0.0
-        self.delete.param.update(name="Delete", button_type="light")
+        self.delete.param.update(label="Delete", color="light")
         await self.gateway.try_call("delete", current)
         await self._on_new()
         self.title.value = ""

@@ -30,30 +30,30 @@ class SettingsPanel(param.Parameterized):
         self.base = settings
         self._keys: dict[str, SecretStr] = {}
         self._tools = {tool.name: tool for tool in registered_tools()}
-        self.backend = pn.widgets.Select(name="Backend", options=backends.names(),
+        self.backend = pn.widgets.Select(label="Backend", options=backends.names(),
                                          value=settings.backend, sizing_mode="stretch_width")
-        self.model = pn.widgets.TextInput(name="Model", value=settings.model or "",
+        self.model = pn.widgets.TextInput(label="Model", value=settings.model or "",
                                           placeholder="the backend's default",
                                           sizing_mode="stretch_width")
-        self.base_url = pn.widgets.TextInput(name="Server URL", value=settings.base_url or "",
+        self.base_url = pn.widgets.TextInput(label="Server URL", value=settings.base_url or "",
                                              placeholder="the provider's default",
                                              sizing_mode="stretch_width")
-        self.api_key = pn.widgets.PasswordInput(name="API key", placeholder="paste a key",
+        self.api_key = pn.widgets.PasswordInput(label="API key", placeholder="paste a key",
                                                 sizing_mode="stretch_width")
         self.key_status = pn.pane.HTML("", css_classes=["mixchat-hint"], margin=(0, 10))
         self.system_prompt = pn.widgets.TextAreaInput(
-            name="System prompt", value=settings.system_prompt, auto_grow=True, max_rows=8,
+            label="System prompt", value=settings.system_prompt, auto_grow=True, max_rows=8,
             placeholder="e.g. You are a concise assistant.", sizing_mode="stretch_width")
-        self.temperature = pn.widgets.FloatSlider(name="Temperature", start=0.0, end=2.0, step=0.05)
-        self.top_p = pn.widgets.FloatSlider(name="Top p", start=0.05, end=1.0, step=0.01)
-        self.top_k = pn.widgets.IntSlider(name="Top k (0: off)", start=0, end=200, step=1)
-        self.max_tokens = pn.widgets.IntSlider(name="Max new tokens", start=16, end=4096, step=16)
-        self.repetition_penalty = pn.widgets.FloatSlider(name="Repetition penalty", start=0.5,
+        self.temperature = pn.widgets.FloatSlider(label="Temperature", start=0.0, end=2.0, step=0.05)
+        self.top_p = pn.widgets.FloatSlider(label="Top p", start=0.05, end=1.0, step=0.01)
+        self.top_k = pn.widgets.IntSlider(label="Top k (0: off)", start=0, end=200, step=1)
+        self.max_tokens = pn.widgets.IntSlider(label="Max new tokens", start=16, end=4096, step=16)
+        self.repetition_penalty = pn.widgets.FloatSlider(label="Repetition penalty", start=0.5,
                                                          end=2.0, step=0.05)
-        self.reset = pn.widgets.Button(name="Reset to defaults", icon="restore",
-                                       button_type="light", sizing_mode="stretch_width")
-        self.agent = pn.widgets.Switch(name="Agent mode", value=False, margin=(8, 10))
-        self.tools = pn.widgets.CheckBoxGroup(name="Tools", options=list(self._tools),
+        self.reset = pn.widgets.Button(label="Reset to defaults", icon="restore",
+                                       color="light", sizing_mode="stretch_width")
+        self.agent = pn.widgets.Switch(label="Agent mode", value=False, margin=(8, 10))
+        self.tools = pn.widgets.CheckBoxGroup(label="Tools", options=list(self._tools),
                                               value=list(self._tools), inline=True)
         self.reset_sampling()
         self.reset.on_click(lambda _: self.reset_sampling())
