@@ -1,0 +1,80 @@
+"""2 and 6. Concurrency and memory: 1, 2, 4, 8 browser sessions sending at once to one server.
+
+All sessions press Enter together; the one model answers them in turn (FIFO). Per load level:
+each session's completion time, the server event loop's lag (p99 and max, sampled inside the
+server by ``probe_server.py``), and how long a new tab takes to show a usable chat box while
+the replies stream. The server's resident memory is read idle and at its peak under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from common import LONG_PROMPT, Config, Section, Stopwatch, median
+from web import ChatPage, Chromium, Server
+
+MB = 1024 * 1024
+SETTLE = 3.0  # seconds of streaming before the newcomer opens the app
+
+
+async def _load(browser: Chromium, server: Server, sessions: int) -> dict[str, Any]:
+    """All sessions send at once; then, while they stream, a newcomer opens the app.
+
+    The lag is read in two windows: the replies alone (until ``SETTLE`` seconds or the first
+    reply's end), then the rest, during which the newcomer's page is built on the event loop.
+    """
+    pages = [(await browser.open_chat(server.url))[0] for _ in range(sessions)]
+    try:
+        server.probe_report(reset=True)
+        replies = asyncio.ensure_future(asyncio.gather(*(page.send(LONG_PROMPT) for page in pages)))
+        await asyncio.wait([replies], timeout=SETTLE)
+        streaming = server.probe_report(reset=True)
+        newcomer, page_load = await browser.open_chat(server.url)
+        done = await replies
+        with_page = server.probe_report(reset=True)
+        await newcomer.page.close()
+    finally:
+        await asyncio.gather(*(page.page.close() for page in pages))
+    return {"completion": [reply.finished for reply in done], "page_load": page_load,
+            "lag_p99": streaming["lag_p99"], "lag_max": streaming["lag_max"],
+            "lag_p99_page": with_page["lag_p99"], "lag_max_page": with_page["lag_max"],
+            "peak_rss": max(streaming["peak_rss"], with_page["peak_rss"])}
+
+
+async def run(cfg: Config, browser: Chromium, server: Server) -> list[Section]:
+    load, memory = Section("Concurrency"), Section("Memory")
+    clock = Stopwatch()
+    idle = server.probe_report(reset=True)["rss"]
+    warm: ChatPage = (await browser.open_chat(server.url))[0]
+    await warm.send(LONG_PROMPT)  # loads the model
+    await warm.page.close()
+    loaded = server.probe_report(reset=True)["rss"]
+    levels = {n: await _load(browser, server, n) for n in cfg.sessions}
+    top = max(cfg.sessions)
+    for n, found in levels.items():
+        times = found["completion"]
+        load.add(f"{n} sessions: completion time, median / slowest",
+                 median(times), "s", note=f"slowest {max(times):.1f} s")
+        load.add(f"{n} sessions: event-loop lag p99, replies streaming", found["lag_p99"] * 1000,
+                 "ms", target=50 if n == top else None)
+        load.add(f"{n} sessions: event-loop lag max, replies streaming", found["lag_max"] * 1000, "ms")
+        load.add(f"{n} sessions: event-loop lag p99, while a new page opens",
+                 found["lag_p99_page"] * 1000, "ms", target=50 if n == top else None)
+        load.add(f"{n} sessions: event-loop lag max, while a new page opens",
+                 found["lag_max_page"] * 1000, "ms")
+        load.add(f"{n} sessions: new page load", found["page_load"], "s",
+                 target=2.0 if n == top else None)
+    load.notes.append(
+        f"{cfg.concurrent_tokens}-token greedy replies; completion time runs from the Enter key "
+        "to the reply's finished footer; the model answers one request at a time, so it grows "
+        "with the queue. Lag: how late a task on the server's event loop wakes from 10 ms sleeps, "
+        f"read over the first {SETTLE:g} s of streaming, then over the rest, while a new tab "
+        "opens the app (Panel builds each new page on the event loop).")
+    memory.add("server RSS idle (no page yet, model not loaded)", idle / MB, "MB")
+    memory.add("server RSS idle (model loaded)", loaded / MB, "MB")
+    memory.add(f"server peak RSS under {top} sessions", levels[top]["peak_rss"] / MB, "MB",
+               target=1536)
+    load.series = {n: {k: v for k, v in found.items()} for n, found in levels.items()}
+    load.seconds = clock()
+    return [load, memory]

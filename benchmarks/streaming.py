@@ -1,0 +1,109 @@
+"""1. Streaming overhead: raw llama-cpp-python, mixchat's backend, and the whole web path.
+
+The three generate the same greedy reply from the same prompt ids, interleaved repetition by
+repetition (raw, backend, web) so that a noisy neighbour slows all three alike. Each path's
+prompt is already in its model's KV cache (every path repeats the same prompt), so the time to
+first token is mostly the path's own overhead. Raw is the tutorials' loop: ``create_completion``
+with ``stream=True`` in the calling thread; the backend is ``LlamaCppBackend.stream``; the web
+path is a browser tab sending the prompt to ``mixchat serve`` (timed at the websocket frames).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from common import LONG_PROMPT, Config, Section, Stopwatch, median
+from web import Chromium, Server
+
+from mixchat.backends import ChatRequest, TextDelta
+from mixchat.backends.llamacpp import LlamaCppBackend
+
+MESSAGES = [{"role": "user", "content": LONG_PROMPT}]
+
+
+@dataclass
+class Run:
+    """One reply: seconds to the first and the last token, and how many tokens."""
+
+    first_token: float
+    last_token: float
+    tokens: int
+    chars: int
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.last_token
+
+
+def raw(backend: LlamaCppBackend, cfg: Config) -> Run:
+    """The tutorials' way, on the same ``Llama`` and prompt ids as the backend."""
+    llm, tokens = backend._llm, backend.prompt_tokens(MESSAGES)
+    clock = Stopwatch()
+    first, count, text = float("nan"), 0, ""
+    for chunk in llm.create_completion(tokens, max_tokens=cfg.reply_tokens, temperature=0.0,
+                                       seed=cfg.settings().seed, stop=["\nUser:"], stream=True):
+        piece = chunk["choices"][0]["text"]
+        if piece:
+            count += 1
+            text += piece
+            if count == 1:
+                first = clock()
+    return Run(first, clock(), count, len(text))
+
+
+async def through_backend(backend: LlamaCppBackend, cfg: Config) -> Run:
+    request = ChatRequest(MESSAGES, params=cfg.sampling(cfg.reply_tokens))
+    clock = Stopwatch()
+    first, count, text = float("nan"), 0, ""
+    async for event in backend.stream(request):
+        if isinstance(event, TextDelta):
+            count += 1
+            text += event.text
+            if count == 1:
+                first = clock()
+    return Run(first, clock(), count, len(text))
+
+
+async def through_web(browser: Chromium, server: Server) -> Run:
+    """A new tab (so the conversation is this one message), the prompt typed and sent."""
+    page, _ = await browser.open_chat(server.url)
+    try:
+        reply = await page.send(LONG_PROMPT)
+    finally:
+        await page.page.close()
+    return Run(reply.first_token, reply.last_token, reply.tokens, len(reply.text))
+
+
+async def run(cfg: Config, backend: LlamaCppBackend, browser: Chromium, server: Server) -> Section:
+    section = Section("Streaming overhead")
+    clock = Stopwatch()
+    runs: dict[str, list[Run]] = {"raw": [], "backend": [], "web": []}
+    raw(backend, cfg)  # warm-up: the prompt into the KV cache (the server was warmed up by the cold start)
+    for _ in range(cfg.repetitions):
+        runs["raw"].append(raw(backend, cfg))
+        runs["backend"].append(await through_backend(backend, cfg))
+        runs["web"].append(await through_web(browser, server))
+        await asyncio.sleep(0.5)
+    speed = {path: median(run.tokens_per_second for run in found) for path, found in runs.items()}
+    first = {path: median(run.first_token for run in found) for path, found in runs.items()}
+    for path in runs:
+        section.add(f"{path}: tokens/s (median of {cfg.repetitions})", speed[path], "tok/s")
+        section.add(f"{path}: time to first token", first[path] * 1000, "ms")
+    section.add("backend / raw tokens/s", speed["backend"] / speed["raw"], "x", target=0.95,
+                higher_is_better=True)
+    section.add("web / raw tokens/s", speed["web"] / speed["raw"], "x", target=0.95,
+                higher_is_better=True)
+    section.add("backend - raw time to first token", (first["backend"] - first["raw"]) * 1000,
+                "ms", target=50)
+    section.add("web - raw time to first token", (first["web"] - first["raw"]) * 1000, "ms",
+                target=50)
+    counts = {path: found[0].tokens for path, found in runs.items()}
+    section.notes.append(
+        f"greedy replies of {counts['raw']}, {counts['backend']} and {counts['web']} tokens "
+        f"(raw, backend, web: the web count is the reply footer's); tokens/s = tokens / seconds from the request to the last "
+        "token; web times run from the Enter key to the websocket frame carrying the text.")
+    section.series = {"speed": speed, "first": first,
+                      "runs": {path: [vars(run) for run in found] for path, found in runs.items()}}
+    section.seconds = clock()
+    return section

@@ -1,0 +1,250 @@
+"""Driving the real web app: a server process, and a headless browser that chats with it.
+
+The browser types into the chat box and presses Enter, as a person does. Timings are taken
+where the reply arrives: every websocket frame the page receives is timestamped (Playwright's
+``framereceived``), and the frames that carry the reply's body are recognised by their Bokeh
+events (a ``ModelChanged`` of the body's ``text``, then ``html_stream`` patches appending to it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+from playwright.async_api import Browser, Page, WebSocket, async_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+CHAT_INPUT = 'textarea[placeholder^="Message the model"]'
+#: The text of a Markdown pane: its shadow root's content div (the rest is stylesheets).
+_BODY_TEXT = """e => Array.from((e.shadowRoot || e).children)
+    .filter(c => c.tagName === 'DIV').map(c => c.textContent).join('')"""
+FINISHED = ('"mixchat-complete"', '"mixchat-error"', '"mixchat-stopped"')
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A server process on a free port: ``mixchat serve`` or the probe server."""
+
+    def __init__(self, argv: list[str], port: int, env: Mapping[str, str], log: Path) -> None:
+        self.port = port
+        self.url = f"http://localhost:{port}/"
+        self.started = time.perf_counter()
+        self._log = log.open("w")
+        self.process = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env},
+                                        stdout=self._log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+
+    @classmethod
+    def cli(cls, settings: Mapping[str, Any], env: Mapping[str, str], log: Path) -> Server:
+        """``python -m mixchat serve`` with these settings as flags, as a user starts it."""
+        port = free_port()
+        flags = [f"--{key.replace('_', '-')}={value}" for key, value in settings.items()]
+        return cls([sys.executable, "-m", "mixchat", "serve", f"--port={port}", *flags],
+                   port, env, log)
+
+    @classmethod
+    def probe(cls, settings: Mapping[str, Any], env: Mapping[str, str], log: Path) -> Server:
+        port = free_port()
+        script = str(Path(__file__).with_name("probe_server.py"))
+        return cls([sys.executable, script, f"--port={port}", json.dumps(dict(settings))],
+                   port, env, log)
+
+    def wait_ready(self, timeout: float = 120.0) -> float:
+        """Seconds from the process start to the first HTTP 200 of the page."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited ({self.process.returncode}); see {self._log.name}")
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as response:
+                    if response.status == 200:
+                        return time.perf_counter() - self.started
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"the server did not answer within {timeout:.0f} s; see {self._log.name}")
+
+    def probe_report(self, reset: bool = False) -> dict[str, float]:
+        with urllib.request.urlopen(f"{self.url}bench/probe?reset={int(reset)}", timeout=10) as response:
+            return json.loads(response.read())
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+
+
+@dataclass
+class Reply:
+    """One reply as the browser received it (times in seconds, from the Enter key)."""
+
+    first_token: float = float("nan")
+    last_token: float = float("nan")
+    finished: float = float("nan")
+    bytes_received: int = 0
+    frames: int = 0
+    text: str = ""
+    sent_at: float = 0.0  # time.perf_counter() at the Enter key
+    tokens: int = 0  # as the reply's footer counts them
+
+
+@dataclass
+class _Frame:
+    time: float
+    payload: str
+    size: int  # bytes on the wire (payload, without websocket framing)
+
+
+@dataclass
+class ChatPage:
+    """One browser tab with the chat open; every received websocket frame is kept."""
+
+    page: Page
+    frames: list[_Frame] = field(default_factory=list)
+
+    def _on_websocket(self, ws: WebSocket) -> None:
+        ws.on("framereceived", self._on_frame)
+
+    def _on_frame(self, payload: str | bytes) -> None:
+        now = time.perf_counter()
+        if isinstance(payload, bytes):
+            self.frames.append(_Frame(now, "", len(payload)))
+        else:
+            self.frames.append(_Frame(now, payload, len(payload.encode())))
+
+    async def send(self, text: str, timeout: float = 600.0) -> Reply:
+        """Type ``text``, press Enter, wait until the reply's footer shows it finished."""
+        box = self.page.locator(CHAT_INPUT)
+        await box.fill(text)
+        start = len(self.frames)
+        sent = time.perf_counter()
+        await box.press("Enter")
+        deadline = time.monotonic() + timeout
+        while not any(marker in frame.payload for frame in self.frames[start:] for marker in FINISHED):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no finished reply within {timeout:.0f} s")
+            await asyncio.sleep(0.02)
+        reply = _read_reply(self.frames[start:], sent)
+        reply.text = await self.page.locator(".markdown.message").last.evaluate(_BODY_TEXT)
+        footer = await self.page.locator(".mixchat-stats").last.evaluate(_BODY_TEXT)
+        counted = re.match(r"\s*(\d+) tokens?", footer)
+        reply.tokens = int(counted.group(1)) if counted else 0
+        return reply
+
+
+class Chromium:
+    """A headless Chromium that opens chat pages."""
+
+    def __init__(self) -> None:
+        self._playwright: Any = None
+        self.browser: Browser | None = None
+
+    async def __aenter__(self) -> Self:
+        self._playwright = await async_playwright().start()
+        self.browser = await self._playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.browser is not None:
+            await self.browser.close()
+        await self._playwright.stop()
+
+    async def open_chat(self, url: str) -> tuple[ChatPage, float]:
+        """A new tab with the chat page; also the seconds until the chat box was usable."""
+        assert self.browser is not None
+        page = await self.browser.new_page()
+        chat = ChatPage(page)
+        page.on("websocket", chat._on_websocket)
+        started = time.perf_counter()
+        await page.goto(url)
+        await page.locator(CHAT_INPUT).wait_for(timeout=120_000)
+        return chat, time.perf_counter() - started
+
+
+def _events(frames: list[_Frame]) -> Iterator[tuple[float, dict[str, Any]]]:
+    """The Bokeh document events in the frames (content parts of PATCH-DOC messages)."""
+    for frame in frames:
+        if '"events"' not in frame.payload:
+            continue
+        try:
+            content = json.loads(frame.payload)
+        except ValueError:
+            continue
+        for event in content.get("events", ()) if isinstance(content, dict) else ():
+            yield frame.time, event
+
+
+def _body_ids(frames: list[_Frame]) -> set[str]:
+    """Ids of the reply bodies created in these frames: Markdown panes hidden until text comes."""
+    ids: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            attributes = node.get("attributes")
+            if node.get("type") == "object" and isinstance(attributes, dict):
+                classes = attributes.get("css_classes") or []
+                if "message" in classes and "markdown" in classes and attributes.get("visible") is False:
+                    ids.add(node["id"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for _, event in _events(frames):
+        walk(event)
+    return ids
+
+
+def _stream_target(event: dict[str, Any]) -> str | None:
+    """The model an ``html_stream`` message appends to, if this event is one."""
+    data = event.get("msg_data") or {}
+    if event.get("kind") != "MessageSent" or data.get("name") != "html_stream":
+        return None
+    entries = dict(data.get("values", {}).get("entries", []))
+    return (entries.get("model") or {}).get("id")
+
+
+def _read_reply(frames: list[_Frame], sent: float) -> Reply:
+    bodies = _body_ids(frames)
+    arrivals: list[float] = []
+    for when, event in _events(frames):
+        target = _stream_target(event)
+        is_text = event.get("kind") == "ModelChanged" and event.get("attr") == "text"
+        model = (event.get("model") or {}).get("id")
+        if target in bodies or (is_text and model in bodies and event.get("new")):
+            arrivals.append(when - sent)
+    finished = next(frame.time for frame in frames if any(m in frame.payload for m in FINISHED))
+    upto = [frame for frame in frames if frame.time <= finished]
+    return Reply(
+        first_token=min(arrivals, default=float("nan")),
+        last_token=max(arrivals, default=float("nan")),
+        finished=finished - sent,
+        bytes_received=sum(frame.size for frame in upto),
+        frames=len(upto),
+        sent_at=sent,
+    )

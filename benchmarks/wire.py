@@ -1,0 +1,30 @@
+"""3. Bytes on the websocket for a long reply, against the size of the reply's text.
+
+Counts every frame the page receives from the Enter key to the reply's finished footer: the
+streamed text and everything else the app updates meanwhile (status line, buttons, stats,
+conversation list), without the websocket's own few bytes of framing per frame.
+"""
+
+from __future__ import annotations
+
+from common import LONG_PROMPT, Config, Section, Stopwatch
+from web import Chromium, Server
+
+
+async def run(cfg: Config, browser: Chromium, server: Server, count_tokens: object) -> Section:
+    section = Section("Bytes on the websocket")
+    clock = Stopwatch()
+    page, _ = await browser.open_chat(server.url)
+    try:
+        reply = await page.send(LONG_PROMPT)
+    finally:
+        await page.page.close()
+    size = len(reply.text.encode())
+    tokens = count_tokens(reply.text) if callable(count_tokens) else 0
+    section.add("reply text", size, "bytes", note=f"{tokens} tokens")
+    section.add("received on the websocket", reply.bytes_received, "bytes",
+                note=f"{reply.frames} frames")
+    section.add("websocket bytes / reply bytes", reply.bytes_received / max(1, size), "x", target=3)
+    section.notes.append(f"one greedy reply of up to {cfg.wire_tokens} tokens.")
+    section.seconds = clock()
+    return section
