@@ -26,7 +26,7 @@ class Config:
     reply_tokens: int = 256
     repetitions: int = 3
     sessions: tuple[int, ...] = (1, 2, 4, 8)
-    concurrent_tokens: int = 64
+    concurrent_tokens: int = 128
     wire_tokens: int = 1000
     turns: int = 10
     turn_tokens: int = 48

@@ -105,6 +105,7 @@ class Reply:
     last_token: float = float("nan")
     finished: float = float("nan")
     bytes_received: int = 0
+    body_bytes: int = 0  # of the frames that carry the reply's text
     frames: int = 0
     text: str = ""
     sent_at: float = 0.0  # time.perf_counter() at the Enter key
@@ -186,8 +187,13 @@ class Chromium:
 
 
 def _events(frames: list[_Frame]) -> Iterator[tuple[float, dict[str, Any]]]:
+    for _, when, event in _indexed_events(frames):
+        yield when, event
+
+
+def _indexed_events(frames: list[_Frame]) -> Iterator[tuple[int, float, dict[str, Any]]]:
     """The Bokeh document events in the frames (content parts of PATCH-DOC messages)."""
-    for frame in frames:
+    for index, frame in enumerate(frames):
         if '"events"' not in frame.payload:
             continue
         try:
@@ -195,7 +201,7 @@ def _events(frames: list[_Frame]) -> Iterator[tuple[float, dict[str, Any]]]:
         except ValueError:
             continue
         for event in content.get("events", ()) if isinstance(content, dict) else ():
-            yield frame.time, event
+            yield index, frame.time, event
 
 
 def _body_ids(frames: list[_Frame]) -> set[str]:
@@ -232,12 +238,14 @@ def _stream_target(event: dict[str, Any]) -> str | None:
 def _read_reply(frames: list[_Frame], sent: float) -> Reply:
     bodies = _body_ids(frames)
     arrivals: list[float] = []
-    for when, event in _events(frames):
+    carriers: set[int] = set()
+    for index, when, event in _indexed_events(frames):
         target = _stream_target(event)
         is_text = event.get("kind") == "ModelChanged" and event.get("attr") == "text"
         model = (event.get("model") or {}).get("id")
         if target in bodies or (is_text and model in bodies and event.get("new")):
             arrivals.append(when - sent)
+            carriers.add(index)
     finished = next(frame.time for frame in frames if any(m in frame.payload for m in FINISHED))
     upto = [frame for frame in frames if frame.time <= finished]
     return Reply(
@@ -245,6 +253,7 @@ def _read_reply(frames: list[_Frame], sent: float) -> Reply:
         last_token=max(arrivals, default=float("nan")),
         finished=finished - sent,
         bytes_received=sum(frame.size for frame in upto),
+        body_bytes=sum(frames[index].size for index in carriers),
         frames=len(upto),
         sent_at=sent,
     )
