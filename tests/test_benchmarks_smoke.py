@@ -16,8 +16,8 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
-from common import Row, percentile  # noqa: E402
-from web import _Frame, _read_reply  # noqa: E402
+from common import Row, percentile
+from web import _Frame, _read_reply
 
 SECTIONS = ("Cold start", "Streaming overhead", "Multi-turn prefix reuse", "Agent prefix reuse",
             "Concurrency", "Memory", "Bytes on the websocket")
@@ -26,7 +26,7 @@ SECTIONS = ("Cold start", "Streaming overhead", "Multi-turn prefix reuse", "Agen
 @pytest.mark.timeout(290)
 def test_quick_run_writes_the_table_and_plots(tmp_path: Path, embedded_gguf: Path) -> None:
     result = subprocess.run([sys.executable, str(BENCH / "run.py"), "--quick", "--out", str(tmp_path)],
-                            capture_output=True, text=True, timeout=280)
+                            capture_output=True, text=True, timeout=280, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     report = (tmp_path / "latest.md").read_text()
     rows = [line for line in report.splitlines() if line.startswith("| ") and "---" not in line]
