@@ -286,3 +286,25 @@ async def test_regenerate_and_undo_edit_the_stored_conversation(tmp_path: Path) 
     assert chat.interface.active_widget.value_input == "two"
     stored = ConversationStore(settings.database).get("local", chat.conversation_id)
     assert [m.content for m in stored.messages] == ["one", "one"]
+
+
+async def test_waiting_users_see_their_place_in_the_queue() -> None:
+    from mixchat.backends.events import Queued, TextDelta
+    from mixchat.ui.chat import stream_reply
+    from mixchat.ui.reply import ReplyView
+
+    view = ReplyView("model")
+    seen: list[str] = []
+
+    async def events() -> AsyncIterator[object]:
+        yield Queued(2)
+        seen.append(view.status.object)
+        yield Queued(1)
+        seen.append(view.status.object)
+        yield TextDelta("hi")
+        yield Done("stop", 3, 1, 0.5, 0.6, None)
+
+    outcome = await stream_reply(events(), view)
+    assert "2 requests ahead of you" in seen[0] and "1 request ahead of you" in seen[1]
+    assert outcome.text == "hi" and outcome.status == "complete"
+    assert view.status.object == ""  # replaced by the reply once it starts

@@ -14,7 +14,7 @@ from typing import Any
 import panel as pn
 
 from mixchat.store import ConversationSummary, StoreError
-from mixchat.ui.render import text_html
+from mixchat.ui.render import APP_CSS, text_html
 from mixchat.ui.storage import StoreGateway
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ class ConversationsPanel:
             button = pn.widgets.Button(
                 label=summary.title, color="primary" if summary.id == current else "light",
                 sizing_mode="stretch_width", css_classes=["mixchat-conversation"],
+                stylesheets=[APP_CSS],
                 description=f"{summary.backend} · {summary.updated_at:%Y-%m-%d %H:%M}",
                 margin=(2, 5),
             )

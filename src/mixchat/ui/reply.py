@@ -28,20 +28,22 @@ class ReplyView:
                                    visible=False)
         self.footer = pn.pane.HTML("", css_classes=["mixchat-stats"], margin=(2, 10))
         self.steps = steps or pn.Column(sizing_mode="stretch_width", margin=0)
-        self.layout = pn.Column(self.notice, self.steps, self.body, self.status, self.footer,
+        # the body joins the layout with the first text: an error leaves no empty bubble
+        self.layout = pn.Column(self.notice, self.steps, self.status, self.footer,
                                 sizing_mode="stretch_width", margin=0)
         self.message = pn.chat.ChatMessage(
             self.layout, user=user, avatar=ASSISTANT_AVATAR, show_reaction_icons=False,
             show_copy_icon=False, sizing_mode="stretch_width", stylesheets=[APP_CSS],
         )
-        self.body.visible = False
 
     def show(self, text: str) -> None:
         """Show the reply so far (Panel sends only what was appended)."""
-        if text and not self.body.visible:
-            self.body.visible = True
-            self.set_status("")
+        if not text:
+            return
         self.body.object = text
+        if self.body not in self.layout.objects:
+            self.set_status("")
+            self.layout.insert(2, self.body)
 
     def set_status(self, text: str) -> None:
         self.status.object = text_html(text) if text else ""
