@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_fixtures import Server, Session, chromium, free_port, open_session, running_server
 from playwright.sync_api import Browser
+
+from browser_fixtures import Server, Session, chromium, free_port, open_session, running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 

@@ -12,8 +12,23 @@ from typing import Any
 
 import panel as pn
 
-from mixchat.agent.events import AgentEvent, StepError, StepStarted, ToolCalled, ToolResult
+from mixchat.agent import Agent
+from mixchat.agent.events import (
+    AgentEvent,
+    AgentFinished,
+    AnswerDelta,
+    StepError,
+    StepStarted,
+    ToolCalled,
+    ToolResult,
+)
+from mixchat.backends import Backend, CancelToken
+from mixchat.config import Settings
+from mixchat.tools import Tool
 from mixchat.ui.render import code_block, markdown_pane
+from mixchat.ui.reply import Outcome, ReplyView
+from mixchat.ui.stats import error_advice
+from mixchat.ui.throttle import Throttle
 
 
 def _step_card(step: int) -> pn.chat.ChatStep:
@@ -107,15 +122,10 @@ class AgentStepsView:
         return self.records[-1]
 
 
-async def run_agent(backend: Any, settings: Any, tools: list[Any], messages: list[dict[str, str]],
-                    view: Any, cancel: Any) -> Any:
+async def run_agent(backend: Backend, settings: Settings, tools: list[Tool],
+                    messages: list[dict[str, str]], view: ReplyView,
+                    cancel: CancelToken) -> Outcome:
     """Run the agent on the last user message; steps become cards, the answer streams."""
-    from mixchat.agent import Agent
-    from mixchat.agent.events import AgentFinished, AnswerDelta
-    from mixchat.ui.chat import Outcome
-    from mixchat.ui.stats import error_advice
-    from mixchat.ui.throttle import Throttle
-
     steps = AgentStepsView()
     view.steps.objects = [steps.layout]
     agent = Agent(backend, tools=tools, max_steps=settings.agent_max_steps)

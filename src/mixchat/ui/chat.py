@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import panel as pn
@@ -22,7 +21,14 @@ from mixchat.errors import MixchatError
 from mixchat.store import Conversation, title_from
 from mixchat.ui.history import History, Turn, fit_context
 from mixchat.ui.render import APP_CSS, markdown_pane, render_message
-from mixchat.ui.reply import USER_AVATAR, USER_NAME, ReplyView, restored_reply, user_message
+from mixchat.ui.reply import (
+    USER_AVATAR,
+    USER_NAME,
+    Outcome,
+    ReplyView,
+    restored_reply,
+    user_message,
+)
 from mixchat.ui.sidebar import SettingsPanel
 from mixchat.ui.stats import done_stats, error_advice
 from mixchat.ui.storage import StoreGateway
@@ -47,17 +53,6 @@ def welcome_text(backend: Backend, settings: Settings) -> str:
     return text
 
 
-@dataclass
-class Outcome:
-    """How a reply ended: what the store keeps and what the footer shows."""
-
-    text: str = ""
-    status: str = "complete"
-    stats: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    steps: list[dict[str, Any]] | None = None
-
-
 class ChatController:
     """One browser session's chat: the ChatInterface, the history and the current reply."""
 
@@ -72,7 +67,8 @@ class ChatController:
         self._views: dict[int, pn.chat.ChatMessage] = {}  # id(turn) -> its message
         self._saving: asyncio.Future[None] | None = None
         self._told_history_off = False
-        self.on_saved: Any = None  # async callable: the conversation list refreshes
+        #: Called after each save (the conversation list refreshes).
+        self.on_saved: Callable[[], Awaitable[None]] | None = None
         self.interface = pn.chat.ChatInterface(
             callback=self._respond,
             callback_user="Assistant",
@@ -152,18 +148,27 @@ class ChatController:
 
     async def _generate(self, settings: Settings, view: ReplyView, cancel: CancelToken,
                         agent: bool) -> Outcome:
-        """Stream one reply into ``view``; never raises for model failures."""
+        """Stream one reply into ``view``; never raises, so the reply always gets a footer."""
         try:
-            backend = backends.get_backend(settings)
-            if not backend.loaded:
-                view.set_status("Loading the model (once per server)…")
-            await backend.load()
-            messages, dropped = await asyncio.to_thread(
-                fit_context, self.history.messages(settings.system_prompt),
-                backend.count_tokens, backend.context_length, settings.max_tokens)
+            return await self._generate_or_raise(settings, view, cancel, agent)
         except MixchatError as error:
             text = error_advice(str(error), type(error).__name__)
             return Outcome(status="error", error=text, stats={"finish_reason": "error"})
+        except Exception as error:  # a bug in mixchat: say so, keep the server and chat going
+            log.exception("generating a reply failed")
+            return Outcome(status="error", stats={"finish_reason": "error"},
+                           error=f"Something went wrong in mixchat ({type(error).__name__}: "
+                                 f"{error}). Try again, or start a new chat.")
+
+    async def _generate_or_raise(self, settings: Settings, view: ReplyView, cancel: CancelToken,
+                                 agent: bool) -> Outcome:
+        backend = backends.get_backend(settings)
+        if not backend.loaded:
+            view.set_status("Loading the model (once per server)…")
+        await backend.load()
+        messages, dropped = await asyncio.to_thread(
+            fit_context, self.history.messages(settings.system_prompt),
+            backend.count_tokens, backend.context_length, settings.max_tokens)
         if dropped:
             view.set_notice(
                 f"The {dropped} oldest messages no longer fit in the model's context "

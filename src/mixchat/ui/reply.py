@@ -6,6 +6,7 @@ appended HTML, not the whole reply), so a long reply costs about its own size on
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import panel as pn
@@ -16,6 +17,17 @@ from mixchat.ui.stats import format_stats
 ASSISTANT_AVATAR = "M"
 USER_NAME = "You"
 USER_AVATAR = "Y"
+
+
+@dataclass
+class Outcome:
+    """How a reply ended: what the store keeps and what the footer shows."""
+
+    text: str = ""
+    status: str = "complete"
+    stats: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    steps: list[dict[str, Any]] | None = None
 
 
 class ReplyView:
