@@ -18,7 +18,6 @@ from mixchat.backends import (
     CancelToken,
     ChatRequest,
     Done,
-    Queued,
     TextDelta,
     backend_class,
     get_backend,

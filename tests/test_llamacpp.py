@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from test_prompt import mistral_common_encoding
 
 from mixchat.backends import ChatRequest, Done, Queued, TextDelta
 from mixchat.backends.gguf_files import resolve_gguf
 from mixchat.backends.llamacpp import LlamaCppBackend
 from mixchat.config import SamplingParams, load_settings
 from mixchat.errors import ConfigError, ModelLoadError
+from test_prompt import mistral_common_encoding
 
 GREEDY = SamplingParams(temperature=0, max_tokens=24, seed=1)
 CONVERSATIONS = [

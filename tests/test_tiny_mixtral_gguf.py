@@ -14,6 +14,7 @@ import gguf
 import jinja2
 import llama_cpp
 import pytest
+
 from mixchat.prompt import mistral_v1_sentencepiece, mixtral_prompt, mixtral_token_ids
 from tiny_mixtral_gguf import CHAT_TEMPLATE, build_tiny_mixtral_gguf
 

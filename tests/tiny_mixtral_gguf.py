@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import gguf
 import numpy as np
+
 from mixchat.prompt import mistral_v1_sentencepiece
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 
@@ -52,4 +52,4 @@ class Done:
         return self.finish_reason in ("stop", "length")
 
 
-Event = Union[TextDelta, Queued, Done]
+Event = TextDelta | Queued | Done

@@ -13,8 +13,7 @@ from typing import Any
 import httpx2
 
 from mixchat.backends.base import Capability, ChatRequest
-from mixchat.backends.remote import HttpStatus, RemoteBackend
-from mixchat.config import SamplingParams
+from mixchat.backends.remote import HttpStatus, RemoteBackend, sampling_fields
 from mixchat.errors import ConfigError, MissingDependency
 
 try:
@@ -91,7 +90,7 @@ class MistralBackend(RemoteBackend[Mistral]):
             messages.append({"role": "assistant", "content": request.assistant_prefix,
                              "prefix": True})
         arguments: dict[str, Any] = {"model": self.model_name, "messages": messages,
-                                     **_sampling(request.params)}
+                                     **sampling_fields(request.params, seed_field="random_seed")}
         if request.json_schema is not None:
             arguments["response_format"] = {"type": "json_object"}
         if request.tools:
@@ -111,20 +110,6 @@ class MistralBackend(RemoteBackend[Mistral]):
             return None
         return (f"{self.server} does not know the model {self.model_name!r} (it may have been "
                 f"retired): use one of {', '.join(RECOMMENDED)}, or see `mixchat models`")
-
-
-def _sampling(params: SamplingParams) -> dict[str, Any]:
-    """Sampling parameters in Mistral's names; top_k and repetition_penalty have none."""
-    values: dict[str, Any] = {
-        "temperature": params.temperature,
-        "top_p": params.top_p,
-        "max_tokens": params.max_tokens,
-    }
-    if params.stop:
-        values["stop"] = list(params.stop)
-    if params.seed is not None:
-        values["random_seed"] = params.seed
-    return values
 
 
 def _server_url(base_url: str | None) -> str | None:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from mixchat.backends.base import Capability, ChatRequest
-from mixchat.backends.remote import HttpStatus, RemoteBackend, display_url
+from mixchat.backends.remote import HttpStatus, RemoteBackend, display_url, sampling_fields
 from mixchat.config import SamplingParams, Settings
 from mixchat.errors import ConfigError, MissingDependency
 
@@ -139,7 +139,7 @@ class OpenAIBackend(RemoteBackend[AsyncOpenAI]):
             messages.append({"role": "assistant", "content": request.assistant_prefix})
             extras.update(continue_final_message=True, add_generation_prompt=False)
         arguments: dict[str, Any] = {"model": self._model, "messages": messages, "stream": True,
-                                     **_sampling(request.params)}
+                                     **sampling_fields(request.params, seed_field="seed")}
         if request.json_schema is not None:
             arguments["response_format"] = _response_format(request.json_schema, dialect)
         if request.tools:
@@ -159,19 +159,6 @@ class OpenAIBackend(RemoteBackend[AsyncOpenAI]):
         listing = f"{display_url(self.base_url or '')}/models"
         return (f"{self.server} has no model {self._model!r} ({reason}): leave the model empty "
                 f"to use the server's first one, or pick one from {listing}")
-
-
-def _sampling(params: SamplingParams) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "temperature": params.temperature,
-        "top_p": params.top_p,
-        "max_tokens": params.max_tokens,
-    }
-    if params.stop:
-        values["stop"] = list(params.stop)
-    if params.seed is not None:
-        values["seed"] = params.seed
-    return values
 
 
 def _extra_sampling(params: SamplingParams) -> dict[str, Any]:

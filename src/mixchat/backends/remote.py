@@ -34,7 +34,7 @@ import httpx2
 
 from mixchat.backends.base import Backend, ChatRequest, ToolCall
 from mixchat.backends.events import FinishReason, TextDelta, Usage
-from mixchat.config import Settings
+from mixchat.config import SamplingParams, Settings
 from mixchat.errors import (
     AuthError,
     BackendError,
@@ -472,3 +472,17 @@ def _text_of(content: Any) -> str:
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) else None
+
+
+def sampling_fields(params: SamplingParams, seed_field: str) -> dict[str, Any]:
+    """The sampling fields the Mistral and OpenAI APIs share; only the seed's name differs."""
+    values: dict[str, Any] = {
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "max_tokens": params.max_tokens,
+    }
+    if params.stop:
+        values["stop"] = list(params.stop)
+    if params.seed is not None:
+        values[seed_field] = params.seed
+    return values

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -40,7 +40,7 @@ def _fail(message: str) -> None:
 @with_settings
 def ask(
     settings: Settings,
-    question: Annotated[Optional[str], typer.Argument(help="the question; read from stdin if omitted")] = None,
+    question: Annotated[str | None, typer.Argument(help="the question; read from stdin if omitted")] = None,
     agent: Annotated[bool, typer.Option("--agent", help="answer with tools (Calculator, Search, ...)")] = False,
     stats: Annotated[bool, typer.Option("--stats", help="print tokens, speed and finish reason to stderr")] = False,
 ) -> None:
@@ -120,12 +120,12 @@ def chat(settings: Settings) -> None:
 @with_settings
 def serve(
     settings: Settings,
-    host: Annotated[Optional[str], typer.Option(help="address to listen on [default: 127.0.0.1]")] = None,
-    port: Annotated[Optional[int], typer.Option(help="port [default: 5006]")] = None,
+    host: Annotated[str | None, typer.Option(help="address to listen on [default: 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="port [default: 5006]")] = None,
     num_procs: Annotated[int, typer.Option(help="server processes (each loads its own model)")] = 1,
     show: Annotated[bool, typer.Option("--show", help="open the app in a browser")] = False,
-    basic_auth: Annotated[Optional[str], typer.Option(help="a password, or a JSON file of user: password, to require a login")] = None,
-    cookie_secret: Annotated[Optional[str], typer.Option(help="secret that signs login cookies (set it with --basic-auth)")] = None,
+    basic_auth: Annotated[str | None, typer.Option(help="a password, or a JSON file of user: password, to require a login")] = None,
+    cookie_secret: Annotated[str | None, typer.Option(help="secret that signs login cookies (set it with --basic-auth)")] = None,
 ) -> None:
     """Serve the chat web app (http://localhost:5006 by default)."""
     from mixchat.ui import serve as serve_app

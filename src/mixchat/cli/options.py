@@ -10,7 +10,7 @@ import functools
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -34,23 +34,23 @@ def _option(name: str, annotation: Any, *flags: str, panel: str = _PANEL) -> ins
 
 
 SHARED_OPTIONS = [
-    _option("backend", Optional[str], "--backend", "-b"),
-    _option("model", Optional[str], "--model", "-m"),
-    _option("model_file", Optional[str]),
-    _option("base_url", Optional[str]),
-    _option("system_prompt", Optional[str], "--system", "-s"),
-    _option("n_ctx", Optional[int]),
-    _option("n_gpu_layers", Optional[int]),
-    _option("chat_format", Optional[str]),
-    _option("quantization", Optional[str]),
-    _option("dtype", Optional[str]),
-    _option("data_dir", Optional[Path]),
-    _option("temperature", Optional[float], panel=_SAMPLING),
-    _option("top_p", Optional[float], panel=_SAMPLING),
-    _option("top_k", Optional[int], panel=_SAMPLING),
-    _option("max_tokens", Optional[int], "--max-tokens", "-n", panel=_SAMPLING),
-    _option("repetition_penalty", Optional[float], panel=_SAMPLING),
-    _option("seed", Optional[int], panel=_SAMPLING),
+    _option("backend", str | None, "--backend", "-b"),
+    _option("model", str | None, "--model", "-m"),
+    _option("model_file", str | None),
+    _option("base_url", str | None),
+    _option("system_prompt", str | None, "--system", "-s"),
+    _option("n_ctx", int | None),
+    _option("n_gpu_layers", int | None),
+    _option("chat_format", str | None),
+    _option("quantization", str | None),
+    _option("dtype", str | None),
+    _option("data_dir", Path | None),
+    _option("temperature", float | None, panel=_SAMPLING),
+    _option("top_p", float | None, panel=_SAMPLING),
+    _option("top_k", int | None, panel=_SAMPLING),
+    _option("max_tokens", int | None, "--max-tokens", "-n", panel=_SAMPLING),
+    _option("repetition_penalty", float | None, panel=_SAMPLING),
+    _option("seed", int | None, panel=_SAMPLING),
 ]
 
 
