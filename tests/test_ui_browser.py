@@ -223,6 +223,28 @@ def test_agent_steps_show_as_cards(session: Session) -> None:
     session.screenshot("agent-steps")
 
 
+def test_basic_auth_asks_for_a_login_and_keeps_each_users_chats(browser: Browser,
+                                                                tmp_path: Path) -> None:
+    with running_server(tmp_path, "--backend", "echo", "--basic-auth", "s3cret") as guarded:
+        page = browser.new_page()
+        page.goto(guarded.url)
+        assert "/login" in page.url
+        page.fill("input[name=username]", "alice")
+        page.fill("input[name=password]", "s3cret")
+        page.keyboard.press("Enter")
+        page.get_by_placeholder("Message the model").wait_for()
+        session = Session(page)
+        session.send("alice's secret plan")
+        assert session.wait_for_replies(1) == ["alice's secret plan"]
+        page.close()
+    from mixchat.store import ConversationStore
+
+    store = ConversationStore(f"sqlite:///{tmp_path / 'mixchat.db'}")
+    assert [c.title for c in store.list("alice")] == ["alice's secret plan"]
+    assert store.list("local") == []
+    store.close()
+
+
 @pytest.mark.slow
 def test_reply_streams_from_the_embedded_model(browser: Browser, tmp_path: Path) -> None:
     with running_server(tmp_path, "--backend", "llamacpp", "--max-tokens", "48",

@@ -308,3 +308,25 @@ async def test_waiting_users_see_their_place_in_the_queue() -> None:
     assert "2 requests ahead of you" in seen[0] and "1 request ahead of you" in seen[1]
     assert outcome.text == "hi" and outcome.status == "complete"
     assert view.status.object == ""  # replaced by the reply once it starts
+
+
+async def test_a_bug_ends_the_reply_with_a_clear_error(tmp_path: Path) -> None:
+    from mixchat.backends.echo import EchoBackend
+
+    class Broken(EchoBackend):
+        name = "broken-for-tests"
+
+        @property
+        def context_length(self) -> int:
+            raise RuntimeError("boom")
+
+    backends.register("broken-for-tests", Broken)
+    chat = _controller(_settings(tmp_path, backend="broken-for-tests"))
+    await _say(chat, "hi")
+    reply = chat.history.turns[-1]
+    assert reply.status == "error"
+    footer = chat.interface.objects[-1].object.objects[-1].object
+    assert "Something went wrong in mixchat" in footer and "boom" in footer
+    chat.sidebar.backend.value = "echo"
+    await _say(chat, "next")
+    assert chat.history.turns[-1].content == "next"

@@ -17,7 +17,7 @@ ACCENT = "#4f46e5"
 
 def session_owner() -> str:
     """Whose conversations this session sees: the logged-in user, else the local owner."""
-    return pn.state.user if pn.config.basic_auth and pn.state.user else LOCAL_OWNER
+    return pn.state.user or LOCAL_OWNER  # None without auth (the user cookie is signed)
 
 
 def _section(title: str, body: pn.viewable.Viewable, collapsed: bool = False) -> pn.Card:
