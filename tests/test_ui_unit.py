@@ -15,6 +15,7 @@ from mixchat.backends.events import Done
 from mixchat.config import Settings, load_settings
 from mixchat.store import ConversationStore
 from mixchat.ui.chat import ChatController, welcome_text
+from mixchat.ui.conversations import ConversationsPanel
 from mixchat.ui.history import History, Turn, fit_context
 from mixchat.ui.render import code_block, markdown_pane
 from mixchat.ui.sidebar import SettingsPanel
@@ -330,3 +331,60 @@ async def test_a_bug_ends_the_reply_with_a_clear_error(tmp_path: Path) -> None:
     chat.sidebar.backend.value = "echo"
     await _say(chat, "next")
     assert chat.history.turns[-1].content == "next"
+
+
+# -- the conversation list ------------------------------------------------------------------
+
+def _panel(chat: ChatController) -> ConversationsPanel:
+    panel = ConversationsPanel(chat.gateway, on_open=chat.open, on_new=chat.new_chat,
+                               current=lambda: chat.conversation_id)
+    chat.on_saved = panel.refresh
+    return panel
+
+
+async def test_conversations_list_search_rename_and_delete_with_confirmation(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mixchat.ui.conversations as conversations
+
+    monkeypatch.setattr(conversations, "CONFIRM_SECONDS", 0.2)
+    chat = _controller(_settings(tmp_path))
+    panel = _panel(chat)
+    await _say(chat, "about cats")
+    await chat.new_chat()
+    await _say(chat, "about dogs")
+    await panel.refresh()
+    assert [b.label for b in panel.items.objects] == ["about dogs", "about cats"]  # newest first
+    panel.search.value_input = "cat"
+    await panel.refresh()
+    assert [b.label for b in panel.items.objects] == ["about cats"]
+    panel.search.value_input = ""
+    panel.title.value = "Dogs, renamed"
+    await panel._rename_clicked(None)
+    assert panel.items.objects[0].label == "Dogs, renamed"
+    first_click = asyncio.ensure_future(panel._delete_clicked(None))
+    await asyncio.sleep(0.05)
+    assert panel.delete.label == "Click again to delete"
+    await panel._delete_clicked(None)  # the confirming click
+    await first_click
+    assert [b.label for b in panel.items.objects] == ["about cats"]
+    assert chat.conversation_id is None and chat.history.turns == []
+
+
+async def test_export_and_import_round_trip(tmp_path: Path) -> None:
+    import json
+
+    chat = _controller(_settings(tmp_path))
+    panel = _panel(chat)
+    await _say(chat, "export me")
+    await panel.refresh()
+    markdown = panel._export_markdown().getvalue()
+    assert "export me" in markdown
+    exported = panel._export_json().getvalue()
+    await chat.new_chat()
+    await panel._imported(type("Event", (), {"new": exported.encode()})())
+    assert chat.conversation_id is not None
+    assert [t.content for t in chat.history.turns] == ["export me", "export me"]
+    assert len(panel.items.objects) == 2
+    await panel._imported(type("Event", (), {"new": b"not json"})())
+    assert "not a JSON export" in panel.notice.object
+    assert json.loads(exported)
