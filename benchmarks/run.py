@@ -88,9 +88,8 @@ class Runner:
             await self.attempt("agent", agent_steps.run(cfg, backend))
             await self.with_server("concurrency", cfg.concurrent_tokens, probe=True,
                                    work=lambda server: concurrency.run(cfg, browser, server))
-            count = lambda text: len(backend._llm.tokenize(text.encode(), add_bos=False))
             await self.with_server("wire", cfg.wire_tokens, probe=False,
-                                   work=lambda server: wire.run(cfg, browser, server, count))
+                                   work=lambda server: wire.run(cfg, browser, server, backend))
         await backend.aclose()
 
     async def with_server(self, name: str, max_tokens: int, probe: bool, work: Any) -> None:

@@ -11,10 +11,12 @@ path is a browser tab sending the prompt to ``mixchat serve`` (timed at the webs
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 
+import psutil
 from common import LONG_PROMPT, Config, Section, Stopwatch, median
-from web import Chromium, Server
+from web import Chromium, Server, cpu_seconds
 
 from mixchat.backends import ChatRequest, TextDelta
 from mixchat.backends.llamacpp import LlamaCppBackend
@@ -30,10 +32,19 @@ class Run:
     last_token: float
     tokens: int
     chars: int
+    server_speed: float = float("nan")  # web only: the server's backend's own tokens/s
+    server_cpu: float = float("nan")  # web only: CPU seconds of the server, and of the browser
+    browser_cpu: float = float("nan")
 
     @property
     def tokens_per_second(self) -> float:
+        """The user's view: tokens over the whole wait, first token included."""
         return self.tokens / self.last_token
+
+    @property
+    def steady_tokens_per_second(self) -> float:
+        """The streaming rate once the reply has started."""
+        return (self.tokens - 1) / (self.last_token - self.first_token)
 
 
 def raw(backend: LlamaCppBackend, cfg: Config) -> Run:
@@ -68,11 +79,15 @@ async def through_backend(backend: LlamaCppBackend, cfg: Config) -> Run:
 async def through_web(browser: Chromium, server: Server) -> Run:
     """A new tab (so the conversation is this one message), the prompt typed and sent."""
     page, _ = await browser.open_chat(server.url)
+    me, serving = psutil.Process(), psutil.Process(server.process.pid)
+    before = cpu_seconds(serving), cpu_seconds(me, "chrom")
     try:
         reply = await page.send(LONG_PROMPT)
     finally:
         await page.page.close()
-    return Run(reply.first_token, reply.last_token, reply.tokens, len(reply.text))
+    after = cpu_seconds(serving), cpu_seconds(me, "chrom")
+    return Run(reply.first_token, reply.last_token, reply.tokens, len(reply.text),
+               reply.server_speed, after[0] - before[0], after[1] - before[1])
 
 
 async def run(cfg: Config, backend: LlamaCppBackend, browser: Chromium, server: Server) -> Section:
@@ -87,13 +102,24 @@ async def run(cfg: Config, backend: LlamaCppBackend, browser: Chromium, server: 
         await asyncio.sleep(0.5)
     speed = {path: median(run.tokens_per_second for run in found) for path, found in runs.items()}
     first = {path: median(run.first_token for run in found) for path, found in runs.items()}
+    steady = {path: median(run.steady_tokens_per_second for run in found) for path, found in runs.items()}
     for path in runs:
         section.add(f"{path}: tokens/s (median of {cfg.repetitions})", speed[path], "tok/s")
+        section.add(f"{path}: tokens/s after the first token", steady[path], "tok/s")
         section.add(f"{path}: time to first token", first[path] * 1000, "ms")
     section.add("backend / raw tokens/s", speed["backend"] / speed["raw"], "x", target=0.95,
                 higher_is_better=True)
     section.add("web / raw tokens/s", speed["web"] / speed["raw"], "x", target=0.95,
                 higher_is_better=True)
+    section.add("web / raw tokens/s after the first token", steady["web"] / steady["raw"], "x")
+    web = runs["web"]
+    section.add("web: the server's own tokens/s (reply footer)",
+                median(run.server_speed for run in web), "tok/s",
+                note="the model itself runs slower while the page streams")
+    section.add("web: CPU seconds per reply, server / browser",
+                median(run.server_cpu for run in web), "s",
+                note=f"browser {median(run.browser_cpu for run in web):.1f} s, on the same "
+                     f"{os.cpu_count()} cores")
     section.add("backend - raw time to first token", (first["backend"] - first["raw"]) * 1000,
                 "ms", target=50)
     section.add("web - raw time to first token", (first["web"] - first["raw"]) * 1000, "ms",

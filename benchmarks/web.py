@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+import psutil
 from playwright.async_api import Browser, Page, WebSocket, async_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +34,19 @@ CHAT_INPUT = 'textarea[placeholder^="Message the model"]'
 _BODY_TEXT = """e => Array.from((e.shadowRoot || e).children)
     .filter(c => c.tagName === 'DIV').map(c => c.textContent).join('')"""
 FINISHED = ('"mixchat-complete"', '"mixchat-error"', '"mixchat-stopped"')
+
+
+def cpu_seconds(process: psutil.Process, match: str = "") -> float:
+    """CPU time used so far by a process and its descendants (those whose name has ``match``)."""
+    total = 0.0
+    for each in [process, *process.children(recursive=True)]:
+        try:
+            if match in each.name():
+                times = each.cpu_times()
+                total += times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
 
 
 def free_port() -> int:
@@ -110,6 +124,7 @@ class Reply:
     text: str = ""
     sent_at: float = 0.0  # time.perf_counter() at the Enter key
     tokens: int = 0  # as the reply's footer counts them
+    server_speed: float = float("nan")  # tokens/s as the server's backend measured it (footer)
 
 
 @dataclass
@@ -153,6 +168,8 @@ class ChatPage:
         footer = await self.page.locator(".mixchat-stats").last.evaluate(_BODY_TEXT)
         counted = re.match(r"\s*(\d+) tokens?", footer)
         reply.tokens = int(counted.group(1)) if counted else 0
+        speed = re.search(r"([\d.]+) tok/s", footer)
+        reply.server_speed = float(speed.group(1)) if speed else float("nan")
         return reply
 
 
@@ -204,26 +221,21 @@ def _indexed_events(frames: list[_Frame]) -> Iterator[tuple[int, float, dict[str
             yield index, frame.time, event
 
 
-def _body_ids(frames: list[_Frame]) -> set[str]:
-    """Ids of the reply bodies created in these frames: Markdown panes hidden until text comes."""
-    ids: set[str] = set()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
+def _created_bodies(event: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Reply bodies created by this event: Markdown panes marked as replies, or hidden ones."""
+    stack: list[Any] = [event]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
             attributes = node.get("attributes")
             if node.get("type") == "object" and isinstance(attributes, dict):
                 classes = attributes.get("css_classes") or []
-                if "message" in classes and "markdown" in classes and attributes.get("visible") is False:
-                    ids.add(node["id"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    for _, event in _events(frames):
-        walk(event)
-    return ids
+                hidden = attributes.get("visible") is False
+                if "mixchat-reply" in classes or ("markdown" in classes and "message" in classes and hidden):
+                    yield node
+            stack.extend(node.values())
 
 
 def _stream_target(event: dict[str, Any]) -> str | None:
@@ -235,15 +247,21 @@ def _stream_target(event: dict[str, Any]) -> str | None:
     return (entries.get("model") or {}).get("id")
 
 
+def _carries_text(event: dict[str, Any], bodies: set[str]) -> bool:
+    """Whether this event brings reply text: a stream patch, a body's text, a body created with text."""
+    if _stream_target(event) is not None:
+        return True
+    if event.get("kind") == "ModelChanged" and event.get("attr") == "text":
+        return (event.get("model") or {}).get("id") in bodies and bool(event.get("new"))
+    return any((body["attributes"].get("text") or "") for body in _created_bodies(event))
+
+
 def _read_reply(frames: list[_Frame], sent: float) -> Reply:
-    bodies = _body_ids(frames)
+    bodies = {body["id"] for _, event in _events(frames) for body in _created_bodies(event)}
     arrivals: list[float] = []
     carriers: set[int] = set()
     for index, when, event in _indexed_events(frames):
-        target = _stream_target(event)
-        is_text = event.get("kind") == "ModelChanged" and event.get("attr") == "text"
-        model = (event.get("model") or {}).get("id")
-        if target in bodies or (is_text and model in bodies and event.get("new")):
+        if _carries_text(event, bodies):
             arrivals.append(when - sent)
             carriers.add(index)
     finished = next(frame.time for frame in frames if any(m in frame.payload for m in FINISHED))

@@ -10,8 +10,10 @@ from __future__ import annotations
 from common import LONG_PROMPT, Config, Section, Stopwatch
 from web import Chromium, Server
 
+from mixchat.backends.llamacpp import LlamaCppBackend
 
-async def run(cfg: Config, browser: Chromium, server: Server, count_tokens: object) -> Section:
+
+async def run(cfg: Config, browser: Chromium, server: Server, backend: LlamaCppBackend) -> Section:
     section = Section("Bytes on the websocket")
     clock = Stopwatch()
     page, _ = await browser.open_chat(server.url)
@@ -20,7 +22,7 @@ async def run(cfg: Config, browser: Chromium, server: Server, count_tokens: obje
     finally:
         await page.page.close()
     size = len(reply.text.encode())
-    tokens = count_tokens(reply.text) if callable(count_tokens) else 0
+    tokens = len(backend._llm.tokenize(reply.text.encode(), add_bos=False))
     section.add("reply text", size, "bytes", note=f"{tokens} tokens")
     section.add("received on the websocket", reply.bytes_received, "bytes",
                 note=f"{reply.frames} frames")

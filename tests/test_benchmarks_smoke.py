@@ -34,6 +34,7 @@ def test_quick_run_writes_the_table_and_plots(tmp_path: Path, embedded_gguf: Pat
     assert "no GPU was lent" in report
     assert "targets met" in report
     assert "n/a" not in report, "a figure was not measured"
+    assert "| of which frames carrying the text | 0 bytes |" not in report, "the reply's frames were not found"
     for name in ("streaming.png", "concurrency.png", "multiturn.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({name})" in report
@@ -66,6 +67,24 @@ def test_reply_timings_come_from_the_frames_that_carry_its_body() -> None:
     assert reply.frames == 5
     assert reply.bytes_received == sum(frame.size for frame in frames[:5])
     assert reply.body_bytes == frames[2].size + frames[3].size
+
+
+def test_a_reply_body_created_with_its_first_text_counts_as_its_first_token() -> None:
+    body = {"type": "object", "name": "panel.models.markup.HTML", "id": "p5",
+            "attributes": {"css_classes": ["markdown", "message", "mixchat-reply"], "text": "<p>Hi"}}
+    user = {"type": "object", "name": "panel.models.markup.HTML", "id": "p4",
+            "attributes": {"css_classes": ["markdown", "message"], "text": "<p>question"}}
+    frames = [
+        _frame(5.1, [{"kind": "ModelChanged", "model": {"id": "p1"}, "attr": "children", "new": [user]}]),
+        _frame(5.3, [{"kind": "ModelChanged", "model": {"id": "p1"}, "attr": "children", "new": [body]}]),
+        _frame(5.4, [{"kind": "ModelChanged", "model": {"id": "p5"}, "attr": "text", "new": "<p>Hi there"}]),
+        _frame(5.6, [{"kind": "ModelChanged", "model": {"id": "p3"}, "attr": "css_classes",
+                      "new": ["mixchat-stats", "mixchat-error"]}]),
+    ]
+    reply = _read_reply(frames, sent=5.0)
+    assert reply.first_token == pytest.approx(0.3)
+    assert reply.last_token == pytest.approx(0.4)
+    assert reply.body_bytes == frames[1].size + frames[2].size
 
 
 def test_verdicts_say_by_how_much_a_target_is_missed() -> None:
