@@ -96,6 +96,16 @@ def test_regenerate_replaces_the_reply(session: Session) -> None:
     assert first_stats.startswith("3 tokens")
 
 
+def test_shift_enter_makes_a_new_line_and_enter_sends(session: Session) -> None:
+    box = session.page.get_by_placeholder("Message the model")
+    box.type("line one")
+    box.press("Shift+Enter")
+    box.type("line two")
+    assert session.replies() == []  # nothing sent yet
+    box.press("Enter")
+    assert session.wait_for_replies(1) == ["line one\nline two"]
+
+
 def test_undo_removes_the_last_exchange(session: Session) -> None:
     session.send("first message")
     session.wait_for_replies(1)
