@@ -21,7 +21,7 @@ from mixchat.ui.render import code_block, markdown_pane
 from mixchat.ui.sidebar import SettingsPanel
 from mixchat.ui.stats import done_stats, error_advice, format_stats
 from mixchat.ui.storage import StoreGateway, close_stores
-from mixchat.ui.throttle import Throttle
+from mixchat.ui.throttle import FRAME_BYTES, Throttle
 
 
 @pytest.fixture(autouse=True)
@@ -76,20 +76,43 @@ def test_fit_context_always_keeps_the_last_user_message() -> None:
 
 # -- batching -------------------------------------------------------------------------------
 
-def test_throttle_flushes_at_most_every_interval_and_slows_for_long_replies() -> None:
+def test_throttle_shows_the_start_at_once_then_batches() -> None:
     now = [0.0]
-    throttle = Throttle(interval=0.05, max_interval=0.25, clock=lambda: now[0])
+    throttle = Throttle(clock=lambda: now[0])
     assert throttle.push("a")  # the first text shows at once
     assert throttle.flushed() == "a"
     now[0] = 0.01
-    assert not throttle.push("b")
+    assert not throttle.push("b")  # within the interval
     now[0] = 0.06
     assert throttle.push("c") and throttle.flushed() == "abc"
     throttle.push("x" * 5000)
     throttle.flushed()
-    assert throttle.interval == 0.25
-    now[0] += 0.1
-    assert not throttle.push("y") and throttle.pending
+    now[0] += 0.5
+    assert not throttle.push("y" * 100) and throttle.pending  # a long reply waits for a batch
+    assert throttle.push("y" * 140)  # ...of MAX_BATCH characters
+    throttle.flushed()
+    now[0] += 1.0
+    assert throttle.push("z")  # or at most MAX_WAIT seconds
+
+
+@pytest.mark.parametrize("tokens_per_second", [40, 70, 150, 1000])
+def test_a_1000_token_reply_costs_at_most_3x_its_size(tokens_per_second: int) -> None:
+    """The target, on the throttle's own arithmetic: text plus framing per update.
+
+    It holds from 40 tokens/s (the embedded model streams ~70 here); slower, MAX_WAIT wins:
+    text is never held back more than a second for the sake of bytes.
+    """
+    now = [0.0]
+    throttle = Throttle(clock=lambda: now[0])
+    updates = 0
+    for index in range(1000):
+        now[0] = index / tokens_per_second
+        if throttle.push("word ".rjust(6)):
+            throttle.flushed()
+            updates += 1
+    updates += throttle.pending
+    wire = len(throttle.text) + updates * FRAME_BYTES
+    assert wire <= 3 * len(throttle.text), (updates, wire)
 
 
 # -- rendering ------------------------------------------------------------------------------
