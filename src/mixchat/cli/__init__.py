@@ -126,13 +126,15 @@ def serve(
     show: Annotated[bool, typer.Option("--show", help="open the app in a browser")] = False,
     basic_auth: Annotated[str | None, typer.Option(help="a password, or a JSON file of user: password, to require a login")] = None,
     cookie_secret: Annotated[str | None, typer.Option(help="secret that signs login cookies (set it with --basic-auth)")] = None,
+    allow_websocket_origin: Annotated[list[str] | None, typer.Option(metavar="HOST", help="a public HOST[:PORT] the page is served from, behind a proxy (repeatable)")] = None,
 ) -> None:
     """Serve the chat web app (http://localhost:5006 by default)."""
     from mixchat.ui import serve as serve_app
 
     updates = {key: value for key, value in (("host", host), ("port", port)) if value is not None}
     serve_app(settings.model_copy(update=updates), num_procs=num_procs, show=show,
-              basic_auth=basic_auth, cookie_secret=cookie_secret)
+              basic_auth=basic_auth, cookie_secret=cookie_secret,
+              allow_websocket_origin=allow_websocket_origin)
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import socket
 from typing import Any
 
 import panel as pn
@@ -13,7 +14,6 @@ from mixchat.ui.app import TITLE, create_app
 from mixchat.ui.render import ASSETS, ASSETS_ROUTE
 
 log = logging.getLogger("mixchat.ui")
-
 
 
 def configure_panel() -> None:
@@ -31,7 +31,8 @@ def url(settings: Settings, address: str | None = None) -> str:
 
 def serve(settings: Settings, *, num_procs: int = 1, show: bool = False,
           basic_auth: str | None = None, cookie_secret: str | None = None,
-          address: str | None = None, **kwargs: Any) -> None:
+          address: str | None = None, allow_websocket_origin: list[str] | None = None,
+          **kwargs: Any) -> None:
     """Start the server on ``settings.host:settings.port``; blocks until it stops."""
     configure_panel()
     options: dict[str, Any] = {}
@@ -44,8 +45,7 @@ def serve(settings: Settings, *, num_procs: int = 1, show: bool = False,
         {"/": lambda: create_app(settings)},
         port=settings.port,
         address=host,
-        websocket_origin=["*"] if host in ("0.0.0.0", "::") else
-        [f"{name}:{settings.port}" for name in ("localhost", "127.0.0.1", host)],
+        websocket_origin=websocket_origins(host, settings.port, allow_websocket_origin),
         num_procs=num_procs,
         show=show,
         title=TITLE,
@@ -55,6 +55,18 @@ def serve(settings: Settings, *, num_procs: int = 1, show: bool = False,
         **options,
         **kwargs,
     )
+
+
+def websocket_origins(host: str, port: int, extra: list[str] | None = None) -> list[str]:
+    """Pages that may open the app's websocket: this server's own names, and ``extra``.
+
+    Never ``*``: with a login cookie, any site could otherwise drive a user's session. Behind
+    a proxy, name its public host with ``--allow-websocket-origin chat.example.org``.
+    """
+    names = {"localhost", "127.0.0.1", host}
+    if host in ("0.0.0.0", "::"):
+        names |= {socket.gethostname(), socket.getfqdn()}
+    return sorted(f"{name}:{port}" for name in names if name not in ("0.0.0.0", "::")) + list(extra or [])
 
 
 def _log_to_stderr() -> None:
