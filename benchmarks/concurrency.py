@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import psutil
 from common import LONG_PROMPT, Config, Section, Stopwatch, median
-from web import ChatPage, Chromium, Server
+from web import ChatPage, Chromium, Server, cpu_seconds
 
 MB = 1024 * 1024
 SETTLE = 3.0  # seconds of streaming before the newcomer opens the app
@@ -25,6 +26,8 @@ async def _load(browser: Chromium, server: Server, sessions: int) -> dict[str, A
     reply's end), then the rest, during which the newcomer's page is built on the event loop.
     """
     pages = [(await browser.open_chat(server.url))[0] for _ in range(sessions)]
+    me, serving = psutil.Process(), psutil.Process(server.process.pid)
+    cpu = cpu_seconds(serving), cpu_seconds(me, "chrom")
     try:
         server.probe_report(reset=True)
         replies = asyncio.ensure_future(asyncio.gather(*(page.send(LONG_PROMPT) for page in pages)))
@@ -33,13 +36,15 @@ async def _load(browser: Chromium, server: Server, sessions: int) -> dict[str, A
         newcomer, page_load = await browser.open_chat(server.url)
         done = await replies
         with_page = server.probe_report(reset=True)
+        cpu = cpu_seconds(serving) - cpu[0], cpu_seconds(me, "chrom") - cpu[1]  # tabs still open
         await newcomer.page.close()
     finally:
         await asyncio.gather(*(page.page.close() for page in pages))
     return {"completion": [reply.finished for reply in done], "page_load": page_load,
             "lag_p99": streaming["lag_p99"], "lag_max": streaming["lag_max"],
             "lag_p99_page": with_page["lag_p99"], "lag_max_page": with_page["lag_max"],
-            "peak_rss": max(streaming["peak_rss"], with_page["peak_rss"])}
+            "peak_rss": max(streaming["peak_rss"], with_page["peak_rss"]),
+            "server_cpu": cpu[0], "browser_cpu": cpu[1]}
 
 
 async def run(cfg: Config, browser: Chromium, server: Server) -> list[Section]:
@@ -55,7 +60,8 @@ async def run(cfg: Config, browser: Chromium, server: Server) -> list[Section]:
     for n, found in levels.items():
         times = found["completion"]
         load.add(f"{n} sessions: completion time, median / slowest",
-                 median(times), "s", note=f"slowest {max(times):.1f} s")
+                 median(times), "s", note=f"slowest {max(times):.1f} s; CPU seconds: server "
+                 f"{found['server_cpu']:.0f}, browser {found['browser_cpu']:.0f}")
         load.add(f"{n} sessions: event-loop lag p99, replies streaming", found["lag_p99"] * 1000,
                  "ms", target=50 if n == top else None)
         load.add(f"{n} sessions: event-loop lag max, replies streaming", found["lag_max"] * 1000, "ms")

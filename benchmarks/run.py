@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 import tempfile
 import time
@@ -112,6 +113,8 @@ def main() -> int:
     cfg = Config.quick_run(out) if args.quick else Config(out=out)
     out.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.WARNING)
+    # Stopped with SIGTERM, still stop the servers and the browser (they run in sessions of their own).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mixchat-bench-") as scratch:
         runner = Runner(cfg, Path(scratch))

@@ -83,9 +83,9 @@ async def through_web(browser: Chromium, server: Server) -> Run:
     before = cpu_seconds(serving), cpu_seconds(me, "chrom")
     try:
         reply = await page.send(LONG_PROMPT)
+        after = cpu_seconds(serving), cpu_seconds(me, "chrom")  # before the tab's process exits
     finally:
         await page.page.close()
-    after = cpu_seconds(serving), cpu_seconds(me, "chrom")
     return Run(reply.first_token, reply.last_token, reply.tokens, len(reply.text),
                reply.server_speed, after[0] - before[0], after[1] - before[1])
 
@@ -115,7 +115,7 @@ async def run(cfg: Config, backend: LlamaCppBackend, browser: Chromium, server: 
     web = runs["web"]
     section.add("web: the server's own tokens/s (reply footer)",
                 median(run.server_speed for run in web), "tok/s",
-                note="the model itself runs slower while the page streams")
+                note="as the server's backend measured it")
     section.add("web: CPU seconds per reply, server / browser",
                 median(run.server_cpu for run in web), "s",
                 note=f"browser {median(run.browser_cpu for run in web):.1f} s, on the same "
