@@ -132,9 +132,11 @@ class ChatController:
         settings = self.sidebar.settings()
         agent = self.sidebar.agent.value
         view = ReplyView(user=_speaker(settings))
-        instance.send(view.message, respond=False)
         self._cancel = cancel = CancelToken()
+        # Start the model first: its prompt is evaluated in a worker thread while the event
+        # loop builds the reply's widgets.
         task = asyncio.ensure_future(self._generate(settings, view, cancel, agent))
+        instance.send(view.message, respond=False)
         try:
             outcome = await asyncio.shield(task)
         except asyncio.CancelledError:  # the stop button cancelled the callback
@@ -268,12 +270,14 @@ class ChatController:
                 "create", title=title_from(turn.content), backend=settings.backend,
                 model=settings.model, settings=self.sidebar.snapshot(),
                 system_prompt=settings.system_prompt)
-            if created is None:
-                return
-            self.conversation_id = created.id
-        turn.store_id = await self.gateway.try_call(
-            "add_message", self.conversation_id, "user", turn.content)
-        await self._saved()
+            self.conversation_id = created.id if created is not None else None
+        if self.conversation_id is not None:
+            turn.store_id = await self.gateway.try_call(
+                "add_message", self.conversation_id, "user", turn.content)
+        if not self.gateway.enabled:
+            self._history_off()
+        # The conversation list is refreshed once the reply is saved, not now: rebuilding it
+        # on the event loop would delay the reply's first tokens.
 
     async def _save_reply(self, turn: Turn, settings: Settings) -> None:
         if self.conversation_id is None:
