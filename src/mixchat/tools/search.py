@@ -94,20 +94,20 @@ class SearxngProvider:
         self.safesearch = safesearch
 
     async def search(self, query: str, max_results: int) -> list[SearchResult]:
-        import httpx
+        import httpx2
 
         params = {"q": query, "format": "json", "language": self.language,
                   "safesearch": str(self.safesearch)}
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
+            async with httpx2.AsyncClient(timeout=self.timeout) as client:
                 response = await client.get(f"{self.url}/search", params=params)
                 response.raise_for_status()
                 rows = response.json().get("results", [])
-        except httpx.TimeoutException:
+        except httpx2.TimeoutException:
             raise SearchError(f"the search timed out after {self.timeout:g} s") from None
-        except httpx.HTTPStatusError as error:
+        except httpx2.HTTPStatusError as error:
             raise SearchError(f"the search server answered {error.response.status_code}") from None
-        except (httpx.HTTPError, ValueError) as error:
+        except (httpx2.HTTPError, ValueError) as error:
             raise SearchError(f"the search server could not be used: {_one_line(error)}") from None
         return [SearchResult(row.get("title", ""), row.get("url", ""), row.get("content", ""))
                 for row in rows[:max_results]]
