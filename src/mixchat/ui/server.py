@@ -40,7 +40,7 @@ def serve(settings: Settings, *, num_procs: int = 1, show: bool = False,
         options.update(basic_auth=basic_auth, cookie_secret=cookie_secret or secrets.token_hex(32))
     host = address or settings.host
     _log_to_stderr()
-    log.info("mixchat (%s backend) is running at %s", settings.backend, url(settings, host))
+    log.info("serving the chat app (%s backend) at %s", settings.backend, url(settings, host))
     pn.serve(
         {"/": lambda: create_app(settings)},
         port=settings.port,
@@ -73,6 +73,6 @@ def _log_to_stderr() -> None:
     """The startup line shows even when nobody configured logging."""
     if not log.hasHandlers():
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(logging.Formatter("mixchat: %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
