@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,18 +13,14 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from processes import free_port, running_process
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 INPUT = "Message the model"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 _SHADOW_TEXT = """els => els.map(el => {
@@ -57,32 +51,9 @@ def running_server(data_dir: Path, *args: str, echo_delay: float = 0.01,
     log = data_dir / f"server-{port}.log"
     command = [sys.executable, "-m", "mixchat", "serve", "--port", str(port),
                "--host", "127.0.0.1", "--data-dir", str(data_dir), *args]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    server = Server(f"http://127.0.0.1:{port}/", port, process, log)
-    try:
-        _wait_until_up(server, timeout)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def _wait_until_up(server: Server, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"server exited: {server.log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(server.url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"server did not start in {timeout} s: {server.log.read_text()[-2000:]}")
+    url = f"http://127.0.0.1:{port}/"
+    with running_process(command, log, url, timeout, env) as process:
+        yield Server(url, port, process, log)
 
 
 @contextmanager

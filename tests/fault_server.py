@@ -108,13 +108,6 @@ class FaultServer:
         self._httpd.server_close()
 
 
-def free_port() -> int:
-    """A port nothing listens on (for connection-refused tests)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def chunk(
     delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None
 ) -> dict[str, Any]:

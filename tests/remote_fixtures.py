@@ -7,19 +7,17 @@ session on 127.0.0.1.
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from fault_server import FaultServer, free_port
+from fault_server import FaultServer
 from mixchat.backends import backend_class
 from mixchat.backends.remote import RemoteBackend
 from mixchat.config import load_settings
+from processes import free_port, running_process
 
 SERVER_START_TIMEOUT = 120.0
 
@@ -34,32 +32,9 @@ def llama_server(embedded_gguf: Path, tmp_path_factory: pytest.TempPathFactory) 
         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--n_threads", "2",
         "--chat_format", "gemma",  # the GGUF carries no chat template
     ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(url, process, log_path)
+    with running_process(command, log_path, f"{url}/v1/models", SERVER_START_TIMEOUT):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_until_up(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"llama_cpp.server exited: {log_path.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/v1/models", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.25)
-    raise RuntimeError(f"llama_cpp.server did not start in {SERVER_START_TIMEOUT:g} s")
 
 
 @pytest.fixture

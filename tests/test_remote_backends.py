@@ -19,7 +19,7 @@ from email.utils import format_datetime
 import httpx2
 import pytest
 
-from fault_server import REPLY, FaultServer, free_port
+from fault_server import REPLY, FaultServer
 from mixchat.backends import (
     CancelToken,
     ChatRequest,
@@ -43,6 +43,7 @@ from mixchat.backends.remote import (
 )
 from mixchat.config import SamplingParams, load_settings
 from mixchat.errors import ContextOverflow, ServerError, Timeout
+from processes import free_port
 
 pytest_plugins = ["remote_fixtures"]  # fixtures: fault, llama_server, make_backend
 MakeBackend = Callable[..., RemoteBackend]
