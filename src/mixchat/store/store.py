@@ -145,14 +145,8 @@ class ConversationStore:
         """Change what answers this conversation; ``None`` leaves a field as it is."""
         with self._write("saving conversation settings") as session:
             row = self._owned(session, owner, conversation_id)
-            if backend is not None:
-                row.backend = backend
-            if model is not None:
-                row.model = model
-            if settings is not None:
-                row.settings = dict(settings)
-            if system_prompt is not None:
-                row.system_prompt = system_prompt
+            _assign_given(row, backend=backend, model=model, system_prompt=system_prompt,
+                          settings=None if settings is None else dict(settings))
             row.updated_at = utcnow()
 
     def delete(self, owner: str, conversation_id: str) -> None:
@@ -183,14 +177,7 @@ class ConversationStore:
         _check(status=status)
         with self._write("saving a message") as session:
             row = self._owned_message(session, owner, message_id)
-            if content is not None:
-                row.content = content
-            if status is not None:
-                row.status = status
-            if stats is not None:
-                row.stats = stats
-            if steps is not None:
-                row.steps = steps
+            _assign_given(row, content=content, status=status, stats=stats, steps=steps)
             row.conversation.updated_at = utcnow()
 
     def delete_messages_from(self, owner: str, conversation_id: str, message_id: int) -> None:
@@ -306,3 +293,10 @@ def _conversation(row: ConversationRow, messages: list[MessageRow]) -> Conversat
         model=row.model, owner=row.owner, created_at=row.created_at, settings=dict(row.settings),
         system_prompt=row.system_prompt, messages=[_message(m) for m in messages],
     )
+
+
+def _assign_given(row: Any, **fields: Any) -> None:
+    """Set the fields that were given; ``None`` means "leave it as it is"."""
+    for name, value in fields.items():
+        if value is not None:
+            setattr(row, name, value)
