@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from mixchat.cli.history import history_app
 from mixchat.cli.options import with_settings
 from mixchat.cli.terminal import format_stats, stream_reply
 from mixchat.config import Settings
@@ -153,15 +154,7 @@ def models() -> None:
         typer.echo(f"{name:<13} default: {default}\n{'':<13} models: {listed}")
 
 
-def _mount_history() -> None:
-    try:
-        from mixchat.cli.history import history_app
-    except ImportError:  # the store is optional for the library
-        return
-    app.add_typer(history_app, name="history", help="List, show, export, delete and import stored conversations.")
-
-
-_mount_history()
+app.add_typer(history_app, name="history", help="List, show, export, delete and import stored conversations.")
 
 
 def main() -> None:
