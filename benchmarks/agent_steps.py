@@ -23,11 +23,12 @@ from mixchat.tools import calculator_tool
 PARAMS = AGENT_SAMPLING.model_copy(update={"temperature": 0.0, "seed": 0})
 
 
-async def one_run(backend: LlamaCppBackend, cfg: Config, query: str, reuse: bool) -> list[dict[str, float]]:
+async def one_run(
+    backend: LlamaCppBackend, cfg: Config, query: str, reuse: bool
+) -> list[dict[str, float]]:
     """The steps of one agent run: seconds each, and prompt tokens evaluated each."""
     recorder = EvalRecorder()
-    agent = Agent(backend, tools=[calculator_tool()], max_steps=cfg.agent_steps,
-                  params=PARAMS)
+    agent = Agent(backend, tools=[calculator_tool()], max_steps=cfg.agent_steps, params=PARAMS)
     backend._llm.reset()
     starts: list[float] = []
     with recorder.watching(backend._llm, reset_each=not reuse):
@@ -35,9 +36,14 @@ async def one_run(backend: LlamaCppBackend, cfg: Config, query: str, reuse: bool
             if isinstance(event, (StepStarted, AgentFinished)):  # a step ends as the next starts
                 starts.append(time.perf_counter())
     durations = [end - start for start, end in pairwise(starts)]
-    return [{"seconds": seconds, "evaluated": completion.prompt_tokens,
-             "prompt_seconds": completion.prompt_seconds}
-            for seconds, completion in zip(durations, recorder.completions)]
+    return [
+        {
+            "seconds": seconds,
+            "evaluated": completion.prompt_tokens,
+            "prompt_seconds": completion.prompt_seconds,
+        }
+        for seconds, completion in zip(durations, recorder.completions)
+    ]
 
 
 async def run(cfg: Config, backend: LlamaCppBackend) -> Section:
@@ -53,19 +59,32 @@ async def run(cfg: Config, backend: LlamaCppBackend) -> Section:
     for name, found in steps.items():
         section.add(f"{name}: steps run", len(found), "steps")
         section.add(f"{name}: seconds per step (median)", median(s["seconds"] for s in found), "s")
-        section.add(f"{name}: prompt tokens evaluated per step (median)",
-                    median(s["evaluated"] for s in found), "tokens")
-        section.add(f"{name}: prompt seconds per step (median)",
-                    median(s["prompt_seconds"] for s in found), "s")
-    later = {name: [s["evaluated"] for run in runs for s in run[1:]] for name, runs in per_query.items()}
+        section.add(
+            f"{name}: prompt tokens evaluated per step (median)",
+            median(s["evaluated"] for s in found),
+            "tokens",
+        )
+        section.add(
+            f"{name}: prompt seconds per step (median)",
+            median(s["prompt_seconds"] for s in found),
+            "s",
+        )
+    later = {
+        name: [s["evaluated"] for run in runs for s in run[1:]] for name, runs in per_query.items()
+    }
     if later["reuse"] and later["reset"]:
-        section.add("steps 2+: prompt tokens evaluated, without / with reuse",
-                    sum(later["reset"]) / max(1, sum(later["reuse"])), "x")
+        section.add(
+            "steps 2+: prompt tokens evaluated, without / with reuse",
+            sum(later["reset"]) / max(1, sum(later["reuse"])),
+            "x",
+        )
     section.notes.append(
         f"{len(cfg.agent_queries)} queries, up to {cfg.agent_steps} steps each; both variants "
         "get the same greedy calls (the agent's sampling with temperature 0, seed 0), so they "
-        "differ only in what llama.cpp evaluates.")
-    section.series = {name: [[s["evaluated"] for s in run] for run in runs]
-                      for name, runs in per_query.items()}
+        "differ only in what llama.cpp evaluates."
+    )
+    section.series = {
+        name: [[s["evaluated"] for s in run] for run in runs] for name, runs in per_query.items()
+    }
     section.seconds = clock()
     return section

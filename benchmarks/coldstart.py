@@ -22,7 +22,11 @@ async def run(browser: Chromium, server: Server) -> Section:
     to_first_token = reply.sent_at + reply.first_token - server.started
     section.add("process start to first HTTP 200", to_http, "s")
     section.add("first page load (to a usable chat box)", page_load, "s")
-    section.add("process start to first token of the first reply", to_first_token, "s",
-                note="includes loading the model")
+    section.add(
+        "process start to first token of the first reply",
+        to_first_token,
+        "s",
+        note="includes loading the model",
+    )
     section.seconds = time.perf_counter() - server.started
     return section

@@ -40,14 +40,28 @@ class Config:
     @classmethod
     def quick_run(cls, out: Path) -> Config:
         # The web app's sidebar allows 16 tokens at least.
-        return cls(quick=True, reply_tokens=16, repetitions=1, sessions=(1, 2),
-                   concurrent_tokens=16, wire_tokens=32, turns=3, turn_tokens=8,
-                   agent_queries=("What is 2 + 2?",), agent_steps=2, out=out)
+        return cls(
+            quick=True,
+            reply_tokens=16,
+            repetitions=1,
+            sessions=(1, 2),
+            concurrent_tokens=16,
+            wire_tokens=32,
+            turns=3,
+            turn_tokens=8,
+            agent_queries=("What is 2 + 2?",),
+            agent_steps=2,
+            out=out,
+        )
 
     def settings(self, **overrides: Any) -> Settings:
         """The embedded model, greedy, fixed seed, everything else default."""
-        values: dict[str, Any] = {"backend": "llamacpp", "temperature": 0.0, "seed": SEED,
-                                  "max_tokens": self.reply_tokens}
+        values: dict[str, Any] = {
+            "backend": "llamacpp",
+            "temperature": 0.0,
+            "seed": SEED,
+            "max_tokens": self.reply_tokens,
+        }
         return load_settings(**{**values, **overrides})
 
     def sampling(self, max_tokens: int) -> SamplingParams:

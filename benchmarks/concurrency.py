@@ -40,11 +40,17 @@ async def _load(browser: Chromium, server: Server, sessions: int) -> dict[str, A
         await newcomer.page.close()
     finally:
         await asyncio.gather(*(page.page.close() for page in pages))
-    return {"completion": [reply.finished for reply in done], "page_load": page_load,
-            "lag_p99": streaming["lag_p99"], "lag_max": streaming["lag_max"],
-            "lag_p99_page": with_page["lag_p99"], "lag_max_page": with_page["lag_max"],
-            "peak_rss": max(streaming["peak_rss"], with_page["peak_rss"]),
-            "server_cpu": cpu[0], "browser_cpu": cpu[1]}
+    return {
+        "completion": [reply.finished for reply in done],
+        "page_load": page_load,
+        "lag_p99": streaming["lag_p99"],
+        "lag_max": streaming["lag_max"],
+        "lag_p99_page": with_page["lag_p99"],
+        "lag_max_page": with_page["lag_max"],
+        "peak_rss": max(streaming["peak_rss"], with_page["peak_rss"]),
+        "server_cpu": cpu[0],
+        "browser_cpu": cpu[1],
+    }
 
 
 async def run(cfg: Config, browser: Chromium, server: Server) -> list[Section]:
@@ -59,28 +65,51 @@ async def run(cfg: Config, browser: Chromium, server: Server) -> list[Section]:
     top = max(cfg.sessions)
     for n, found in levels.items():
         times = found["completion"]
-        load.add(f"{n} sessions: completion time, median / slowest",
-                 median(times), "s", note=f"slowest {max(times):.1f} s; CPU seconds: server "
-                 f"{found['server_cpu']:.0f}, browser {found['browser_cpu']:.0f}")
-        load.add(f"{n} sessions: event-loop lag p99, replies streaming", found["lag_p99"] * 1000,
-                 "ms", target=50 if n == top else None)
-        load.add(f"{n} sessions: event-loop lag max, replies streaming", found["lag_max"] * 1000, "ms")
-        load.add(f"{n} sessions: event-loop lag p99, while a new page opens",
-                 found["lag_p99_page"] * 1000, "ms", target=50 if n == top else None)
-        load.add(f"{n} sessions: event-loop lag max, while a new page opens",
-                 found["lag_max_page"] * 1000, "ms")
-        load.add(f"{n} sessions: new page load", found["page_load"], "s",
-                 target=2.0 if n == top else None)
+        load.add(
+            f"{n} sessions: completion time, median / slowest",
+            median(times),
+            "s",
+            note=f"slowest {max(times):.1f} s; CPU seconds: server "
+            f"{found['server_cpu']:.0f}, browser {found['browser_cpu']:.0f}",
+        )
+        load.add(
+            f"{n} sessions: event-loop lag p99, replies streaming",
+            found["lag_p99"] * 1000,
+            "ms",
+            target=50 if n == top else None,
+        )
+        load.add(
+            f"{n} sessions: event-loop lag max, replies streaming", found["lag_max"] * 1000, "ms"
+        )
+        load.add(
+            f"{n} sessions: event-loop lag p99, while a new page opens",
+            found["lag_p99_page"] * 1000,
+            "ms",
+            target=50 if n == top else None,
+        )
+        load.add(
+            f"{n} sessions: event-loop lag max, while a new page opens",
+            found["lag_max_page"] * 1000,
+            "ms",
+        )
+        load.add(
+            f"{n} sessions: new page load",
+            found["page_load"],
+            "s",
+            target=2.0 if n == top else None,
+        )
     load.notes.append(
         f"{cfg.concurrent_tokens}-token greedy replies; completion time runs from the Enter key "
         "to the reply's finished footer; the model answers one request at a time, so it grows "
         "with the queue. Lag: how late a task on the server's event loop wakes from 10 ms sleeps, "
         f"read over the first {SETTLE:g} s of streaming, then over the rest, while a new tab "
-        "opens the app (Panel builds each new page on the event loop).")
+        "opens the app (Panel builds each new page on the event loop)."
+    )
     memory.add("server RSS idle (no page yet, model not loaded)", idle / MB, "MB")
     memory.add("server RSS idle (model loaded)", loaded / MB, "MB")
-    memory.add(f"server peak RSS under {top} sessions", levels[top]["peak_rss"] / MB, "MB",
-               target=1536)
+    memory.add(
+        f"server peak RSS under {top} sessions", levels[top]["peak_rss"] / MB, "MB", target=1536
+    )
     load.series = {n: {k: v for k, v in found.items()} for n, found in levels.items()}
     load.seconds = clock()
     return [load, memory]

@@ -27,7 +27,9 @@ QUESTIONS = [
 ]
 
 
-async def conversation(backend: LlamaCppBackend, cfg: Config, reuse: bool) -> list[dict[str, float]]:
+async def conversation(
+    backend: LlamaCppBackend, cfg: Config, reuse: bool
+) -> list[dict[str, float]]:
     """One conversation of ``cfg.turns`` turns; per turn, what the prompt cost."""
     recorder = EvalRecorder()
     messages: list[dict[str, str]] = []
@@ -45,9 +47,13 @@ async def conversation(backend: LlamaCppBackend, cfg: Config, reuse: bool) -> li
                     done = event
             messages.append({"role": "assistant", "content": text.strip() or "..."})
             completion = recorder.completions[-1]
-            turns.append({"prompt_seconds": completion.prompt_seconds,
-                          "evaluated": completion.prompt_tokens,
-                          "prompt_tokens": done.prompt_tokens if done else 0})
+            turns.append(
+                {
+                    "prompt_seconds": completion.prompt_seconds,
+                    "evaluated": completion.prompt_tokens,
+                    "prompt_tokens": done.prompt_tokens if done else 0,
+                }
+            )
     return turns
 
 
@@ -58,26 +64,47 @@ async def run(cfg: Config, backend: LlamaCppBackend) -> Section:
     for _ in range(max(1, cfg.repetitions - 1)):
         runs["reuse"].append(await conversation(backend, cfg, reuse=True))
         runs["reset"].append(await conversation(backend, cfg, reuse=False))
-    per_turn = {name: [min(rep[i]["prompt_seconds"] for rep in reps) for i in range(cfg.turns)]
-                for name, reps in runs.items()}
+    per_turn = {
+        name: [min(rep[i]["prompt_seconds"] for rep in reps) for i in range(cfg.turns)]
+        for name, reps in runs.items()
+    }
     last, second = cfg.turns - 1, 1
     for name, seconds in per_turn.items():
         evaluated = runs[name][0][last]["evaluated"]
-        section.add(f"{name}: turn {cfg.turns} prompt time ({evaluated} tokens evaluated)",
-                    seconds[last] * 1000, "ms")
-        section.add(f"{name}: turn 2 prompt time ({runs[name][0][second]['evaluated']} tokens evaluated)",
-                    seconds[second] * 1000, "ms")
-    section.add(f"with reuse: turn {cfg.turns} / turn 2 prompt time",
-                per_turn["reuse"][last] / per_turn["reuse"][second], "x", target=1.5)
-    section.add(f"without reuse: turn {cfg.turns} / turn 2 prompt time",
-                per_turn["reset"][last] / per_turn["reset"][second], "x")
-    section.add(f"turn {cfg.turns}: prompt time without / with reuse",
-                per_turn["reset"][last] / per_turn["reuse"][last], "x")
+        section.add(
+            f"{name}: turn {cfg.turns} prompt time ({evaluated} tokens evaluated)",
+            seconds[last] * 1000,
+            "ms",
+        )
+        section.add(
+            f"{name}: turn 2 prompt time ({runs[name][0][second]['evaluated']} tokens evaluated)",
+            seconds[second] * 1000,
+            "ms",
+        )
+    section.add(
+        f"with reuse: turn {cfg.turns} / turn 2 prompt time",
+        per_turn["reuse"][last] / per_turn["reuse"][second],
+        "x",
+        target=1.5,
+    )
+    section.add(
+        f"without reuse: turn {cfg.turns} / turn 2 prompt time",
+        per_turn["reset"][last] / per_turn["reset"][second],
+        "x",
+    )
+    section.add(
+        f"turn {cfg.turns}: prompt time without / with reuse",
+        per_turn["reset"][last] / per_turn["reuse"][last],
+        "x",
+    )
     section.notes.append(
         f"{cfg.turn_tokens}-token greedy replies; prompt time is the first llama.cpp `eval` of "
         f"each completion (the prompt's uncached tokens), best of {len(runs['reuse'])} runs; "
-        f"the whole prompt had {runs['reuse'][0][last]['prompt_tokens']} tokens at turn {cfg.turns}.")
-    section.series = {"per_turn": per_turn,
-                      "evaluated": {name: [t["evaluated"] for t in reps[0]] for name, reps in runs.items()}}
+        f"the whole prompt had {runs['reuse'][0][last]['prompt_tokens']} tokens at turn {cfg.turns}."
+    )
+    section.series = {
+        "per_turn": per_turn,
+        "evaluated": {name: [t["evaluated"] for t in reps[0]] for name, reps in runs.items()},
+    }
     section.seconds = clock()
     return section

@@ -11,8 +11,11 @@ import matplotlib.pyplot as plt
 from common import Section
 
 PATHS = ("raw", "backend", "web")
-LABELS = {"raw": "llama-cpp-python\n(tutorial loop)", "backend": "mixchat backend",
-          "web": "web app\n(browser)"}
+LABELS = {
+    "raw": "llama-cpp-python\n(tutorial loop)",
+    "backend": "mixchat backend",
+    "web": "web app\n(browser)",
+}
 
 
 def streaming(section: Section, path: Path) -> None:
@@ -23,7 +26,9 @@ def streaming(section: Section, path: Path) -> None:
     left.bar_label(bars, fmt="%.1f")
     left.set_ylabel("tokens/s (median)")
     left.set_title("Streaming speed")
-    bars = right.bar(labels, [first[p] * 1000 for p in PATHS], color=["#9ca3af", "#6366f1", "#4f46e5"])
+    bars = right.bar(
+        labels, [first[p] * 1000 for p in PATHS], color=["#9ca3af", "#6366f1", "#4f46e5"]
+    )
     right.bar_label(bars, fmt="%.0f")
     right.set_ylabel("ms (median)")
     right.set_title("Time to first token")
@@ -41,10 +46,18 @@ def concurrency(section: Section, path: Path) -> None:
     axes[0].set_ylabel("s")
     axes[1].plot(levels, [data[n]["lag_p99"] * 1000 for n in levels], "o-", label="p99, streaming")
     axes[1].plot(levels, [data[n]["lag_max"] * 1000 for n in levels], "s--", label="max, streaming")
-    axes[1].plot(levels, [data[n]["lag_p99_page"] * 1000 for n in levels], "o-",
-                 label="p99, new page opening")
-    axes[1].plot(levels, [data[n]["lag_max_page"] * 1000 for n in levels], "s--",
-                 label="max, new page opening")
+    axes[1].plot(
+        levels,
+        [data[n]["lag_p99_page"] * 1000 for n in levels],
+        "o-",
+        label="p99, new page opening",
+    )
+    axes[1].plot(
+        levels,
+        [data[n]["lag_max_page"] * 1000 for n in levels],
+        "s--",
+        label="max, new page opening",
+    )
     axes[1].axhline(50, color="#dc2626", linewidth=1, label="target p99 50 ms")
     axes[1].set_title("Server event-loop lag")
     axes[1].set_ylabel("ms")
@@ -68,7 +81,10 @@ def multiturn(section: Section, path: Path) -> None:
     per_turn, evaluated = section.series["per_turn"], section.series["evaluated"]
     turns = list(range(1, len(per_turn["reuse"]) + 1))
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for name, label in (("reset", "without reuse (reset each turn)"), ("reuse", "with prefix reuse")):
+    for name, label in (
+        ("reset", "without reuse (reset each turn)"),
+        ("reuse", "with prefix reuse"),
+    ):
         left.plot(turns, [s * 1000 for s in per_turn[name]], "o-", label=label)
         right.plot(turns, evaluated[name], "o-", label=label)
     left.set_title("Prompt processing time per turn")
@@ -85,9 +101,11 @@ def multiturn(section: Section, path: Path) -> None:
     plt.close(fig)
 
 
-DRAWERS = {"Streaming overhead": ("streaming.png", streaming),
-           "Concurrency": ("concurrency.png", concurrency),
-           "Multi-turn prefix reuse": ("multiturn.png", multiturn)}
+DRAWERS = {
+    "Streaming overhead": ("streaming.png", streaming),
+    "Concurrency": ("concurrency.png", concurrency),
+    "Multi-turn prefix reuse": ("multiturn.png", multiturn),
+}
 
 
 def draw(sections: list[Section], folder: Path) -> list[Path]:

@@ -49,9 +49,13 @@ class LoopProbe:
 
     def report(self, reset: bool) -> dict[str, float]:
         lags = self.lags
-        report = {"samples": len(lags), "lag_p99": percentile(lags, 99) if lags else 0.0,
-                  "lag_max": max(lags, default=0.0), "rss": rss_bytes(),
-                  "peak_rss": max(self.peak_rss, rss_bytes())}
+        report = {
+            "samples": len(lags),
+            "lag_p99": percentile(lags, 99) if lags else 0.0,
+            "lag_max": max(lags, default=0.0),
+            "rss": rss_bytes(),
+            "peak_rss": max(self.peak_rss, rss_bytes()),
+        }
         if reset:
             self.lags, self.peak_rss = [], rss_bytes()
         return report

@@ -35,8 +35,10 @@ def table(sections: list[Section]) -> list[str]:
     for section in sections:
         for row in section.rows:
             verdict = {"met": "✅ met"}.get(row.verdict, f"❌ {row.verdict}" if row.verdict else "")
-            lines.append(f"| {section.title} | {row.figure} | {_value(row)} | {_target(row)} | "
-                         f"{verdict} | {row.note} |")
+            lines.append(
+                f"| {section.title} | {row.figure} | {_value(row)} | {_target(row)} | "
+                f"{verdict} | {row.note} |"
+            )
     return lines
 
 
@@ -44,24 +46,32 @@ def summary(sections: list[Section]) -> list[str]:
     targeted = [row for section in sections for row in section.rows if row.target is not None]
     missed = [row for row in targeted if row.met is False]
     lines = [f"**{len(targeted) - len(missed)} of {len(targeted)} targets met.**"]
-    lines += [f"- Missed: {row.section}, {row.figure}: {_value(row)} ({row.verdict})" for row in missed]
+    lines += [
+        f"- Missed: {row.section}, {row.figure}: {_value(row)} ({row.verdict})" for row in missed
+    ]
     return lines
 
 
-def write(sections: list[Section], cfg: Config, seconds: float, errors: list[str], path: Path) -> None:
+def write(
+    sections: list[Section], cfg: Config, seconds: float, errors: list[str], path: Path
+) -> None:
     """Write the markdown report; sections that failed are listed with their error."""
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# mixchat benchmarks: latest run",
         "",
-        (f"Run {now} by `make bench` (`benchmarks/run.py{' --quick' if cfg.quick else ''}`) in "
-         f"{seconds / 60:.1f} minutes on {platform.machine()} Linux, Python "
-         f"{platform.python_version()}, {os.cpu_count()} CPU cores, CPU only: **no GPU was lent "
-         "for this run**. Model: the embedded Gemma 3 270M (Q4_K_M GGUF) through llama.cpp, "
-         "greedy (temperature 0), seed 0."),
+        (
+            f"Run {now} by `make bench` (`benchmarks/run.py{' --quick' if cfg.quick else ''}`) in "
+            f"{seconds / 60:.1f} minutes on {platform.machine()} Linux, Python "
+            f"{platform.python_version()}, {os.cpu_count()} CPU cores, CPU only: **no GPU was lent "
+            "for this run**. Model: the embedded Gemma 3 270M (Q4_K_M GGUF) through llama.cpp, "
+            "greedy (temperature 0), seed 0."
+        ),
         "",
-        ("Every pass/fail figure is a ratio or difference between paths measured side by side "
-         "in this same run (the machine is shared and noisy); absolute times are for context."),
+        (
+            "Every pass/fail figure is a ratio or difference between paths measured side by side "
+            "in this same run (the machine is shared and noisy); absolute times are for context."
+        ),
         "",
         *summary(sections),
         "",
@@ -70,7 +80,10 @@ def write(sections: list[Section], cfg: Config, seconds: float, errors: list[str
     ]
     for section in sections:
         if section.notes:
-            lines += [f"**{section.title}** ({section.seconds:.0f} s): " + " ".join(section.notes), ""]
+            lines += [
+                f"**{section.title}** ({section.seconds:.0f} s): " + " ".join(section.notes),
+                "",
+            ]
     for error in errors:
         lines += [f"**Failed**: {error}", ""]
     for name, caption in PLOTS.items():

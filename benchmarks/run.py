@@ -66,12 +66,18 @@ class Runner:
             return None
         found = result if isinstance(result, list) else [result]
         self.sections += [section for section in found if section is not None]
-        print(f"[bench] {name} done in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+        print(
+            f"[bench] {name} done in {time.perf_counter() - started:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
         return result
 
     def server(self, name: str, max_tokens: int, probe: bool = False) -> Server:
         start = Server.probe if probe else Server.cli
-        return start(server_settings(self.cfg, max_tokens), self.env(name), self.scratch / f"{name}.log")
+        return start(
+            server_settings(self.cfg, max_tokens), self.env(name), self.scratch / f"{name}.log"
+        )
 
     async def run(self) -> None:
         cfg = self.cfg
@@ -87,10 +93,18 @@ class Runner:
                 main.stop()
             await self.attempt("multi-turn", multiturn.run(cfg, backend))
             await self.attempt("agent", agent_steps.run(cfg, backend))
-            await self.with_server("concurrency", cfg.concurrent_tokens, probe=True,
-                                   work=lambda server: concurrency.run(cfg, browser, server))
-            await self.with_server("wire", cfg.wire_tokens, probe=False,
-                                   work=lambda server: wire.run(cfg, browser, server, backend))
+            await self.with_server(
+                "concurrency",
+                cfg.concurrent_tokens,
+                probe=True,
+                work=lambda server: concurrency.run(cfg, browser, server),
+            )
+            await self.with_server(
+                "wire",
+                cfg.wire_tokens,
+                probe=False,
+                work=lambda server: wire.run(cfg, browser, server, backend),
+            )
         await backend.aclose()
 
     async def with_server(self, name: str, max_tokens: int, probe: bool, work: Any) -> None:
@@ -120,7 +134,9 @@ def main() -> int:
         runner = Runner(cfg, Path(scratch))
         asyncio.run(runner.run())
     plots.draw(runner.sections, out)
-    report.write(runner.sections, cfg, time.perf_counter() - started, runner.errors, out / "latest.md")
+    report.write(
+        runner.sections, cfg, time.perf_counter() - started, runner.errors, out / "latest.md"
+    )
     print((out / "latest.md").read_text())
     return 1 if runner.errors else 0
 

@@ -52,8 +52,14 @@ def raw(backend: LlamaCppBackend, cfg: Config) -> Run:
     llm, tokens = backend._llm, backend.prompt_tokens(MESSAGES)
     clock = Stopwatch()
     first, count, text = float("nan"), 0, ""
-    for chunk in llm.create_completion(tokens, max_tokens=cfg.reply_tokens, temperature=0.0,
-                                       seed=cfg.settings().seed, stop=["\nUser:"], stream=True):
+    for chunk in llm.create_completion(
+        tokens,
+        max_tokens=cfg.reply_tokens,
+        temperature=0.0,
+        seed=cfg.settings().seed,
+        stop=["\nUser:"],
+        stream=True,
+    ):
         piece = chunk["choices"][0]["text"]
         if piece:
             count += 1
@@ -86,15 +92,24 @@ async def through_web(browser: Chromium, server: Server) -> Run:
         after = cpu_seconds(serving), cpu_seconds(me, "chrom")  # before the tab's process exits
     finally:
         await page.page.close()
-    return Run(reply.first_token, reply.last_token, reply.tokens, len(reply.text),
-               reply.server_speed, after[0] - before[0], after[1] - before[1])
+    return Run(
+        reply.first_token,
+        reply.last_token,
+        reply.tokens,
+        len(reply.text),
+        reply.server_speed,
+        after[0] - before[0],
+        after[1] - before[1],
+    )
 
 
 async def run(cfg: Config, backend: LlamaCppBackend, browser: Chromium, server: Server) -> Section:
     section = Section("Streaming overhead")
     clock = Stopwatch()
     runs: dict[str, list[Run]] = {"raw": [], "backend": [], "web": []}
-    raw(backend, cfg)  # warm-up: the prompt into the KV cache (the server was warmed up by the cold start)
+    raw(
+        backend, cfg
+    )  # warm-up: the prompt into the KV cache (the server was warmed up by the cold start)
     for _ in range(cfg.repetitions):
         runs["raw"].append(raw(backend, cfg))
         runs["backend"].append(await through_backend(backend, cfg))
@@ -102,34 +117,57 @@ async def run(cfg: Config, backend: LlamaCppBackend, browser: Chromium, server: 
         await asyncio.sleep(0.5)
     speed = {path: median(run.tokens_per_second for run in found) for path, found in runs.items()}
     first = {path: median(run.first_token for run in found) for path, found in runs.items()}
-    steady = {path: median(run.steady_tokens_per_second for run in found) for path, found in runs.items()}
+    steady = {
+        path: median(run.steady_tokens_per_second for run in found) for path, found in runs.items()
+    }
     for path in runs:
         section.add(f"{path}: tokens/s (median of {cfg.repetitions})", speed[path], "tok/s")
         section.add(f"{path}: tokens/s after the first token", steady[path], "tok/s")
         section.add(f"{path}: time to first token", first[path] * 1000, "ms")
-    section.add("backend / raw tokens/s", speed["backend"] / speed["raw"], "x", target=0.95,
-                higher_is_better=True)
-    section.add("web / raw tokens/s", speed["web"] / speed["raw"], "x", target=0.95,
-                higher_is_better=True)
+    section.add(
+        "backend / raw tokens/s",
+        speed["backend"] / speed["raw"],
+        "x",
+        target=0.95,
+        higher_is_better=True,
+    )
+    section.add(
+        "web / raw tokens/s", speed["web"] / speed["raw"], "x", target=0.95, higher_is_better=True
+    )
     section.add("web / raw tokens/s after the first token", steady["web"] / steady["raw"], "x")
     web = runs["web"]
-    section.add("web: the server's own tokens/s (reply footer)",
-                median(run.server_speed for run in web), "tok/s",
-                note="as the server's backend measured it")
-    section.add("web: CPU seconds per reply, server / browser",
-                median(run.server_cpu for run in web), "s",
-                note=f"browser {median(run.browser_cpu for run in web):.1f} s, on the same "
-                     f"{os.cpu_count()} cores")
-    section.add("backend - raw time to first token", (first["backend"] - first["raw"]) * 1000,
-                "ms", target=50)
-    section.add("web - raw time to first token", (first["web"] - first["raw"]) * 1000, "ms",
-                target=50)
+    section.add(
+        "web: the server's own tokens/s (reply footer)",
+        median(run.server_speed for run in web),
+        "tok/s",
+        note="as the server's backend measured it",
+    )
+    section.add(
+        "web: CPU seconds per reply, server / browser",
+        median(run.server_cpu for run in web),
+        "s",
+        note=f"browser {median(run.browser_cpu for run in web):.1f} s, on the same "
+        f"{os.cpu_count()} cores",
+    )
+    section.add(
+        "backend - raw time to first token",
+        (first["backend"] - first["raw"]) * 1000,
+        "ms",
+        target=50,
+    )
+    section.add(
+        "web - raw time to first token", (first["web"] - first["raw"]) * 1000, "ms", target=50
+    )
     counts = {path: found[0].tokens for path, found in runs.items()}
     section.notes.append(
         f"greedy replies of {counts['raw']}, {counts['backend']} and {counts['web']} tokens "
         f"(raw, backend, web: the web count is the reply footer's); tokens/s = tokens / seconds from the request to the last "
-        "token; web times run from the Enter key to the websocket frame carrying the text.")
-    section.series = {"speed": speed, "first": first,
-                      "runs": {path: [vars(run) for run in found] for path, found in runs.items()}}
+        "token; web times run from the Enter key to the websocket frame carrying the text."
+    )
+    section.series = {
+        "speed": speed,
+        "first": first,
+        "runs": {path: [vars(run) for run in found] for path, found in runs.items()},
+    }
     section.seconds = clock()
     return section

@@ -110,9 +110,13 @@ def plain(backend: TransformersBackend, tokens: int, memory: PeakMemory) -> Run:
     with memory.measure():
         start = time.perf_counter()
         with torch.inference_mode():
-            output = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                    max_new_tokens=tokens, do_sample=False,
-                                    pad_token_id=tokenizer.eos_token_id)
+            output = model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.eos_token_id,
+            )
         if memory.cuda:
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
@@ -126,13 +130,16 @@ def median_run(runs: list[Run]) -> Run:
 
 def row(name: str, run: Run) -> str:
     first = "-" if run.first_token is None else f"{run.first_token * 1000:.0f} ms"
-    return (f"| {name} | {run.tokens} | {run.tokens_per_second:.1f} | {first} | "
-            f"{run.peak_bytes / 2**20:.0f} MiB |")
+    return (
+        f"| {name} | {run.tokens} | {run.tokens_per_second:.1f} | {first} | "
+        f"{run.peak_bytes / 2**20:.0f} MiB |"
+    )
 
 
 async def bench(args: argparse.Namespace, directory: Path) -> None:
-    settings = load_settings(backend="transformers", model=str(directory),
-                             device_map=args.device, dtype=args.dtype)
+    settings = load_settings(
+        backend="transformers", model=str(directory), device_map=args.device, dtype=args.dtype
+    )
     backend = TransformersBackend(settings)
     await backend.load()
     memory = PeakMemory(args.device)
@@ -148,16 +155,23 @@ async def bench(args: argparse.Namespace, directory: Path) -> None:
     for _ in range(args.runs):  # interleaved, so drift in machine load hits both alike
         for name, job in jobs.items():
             results[name].append(await job())
-    base, stream = median_run(results["plain model.generate"]), median_run(results["backend stream"])
-    print(f"Mixtral architecture, random weights: {params / 1e6:.1f}M parameters "
-          f"(hidden {args.hidden}, {args.layers} layers, {args.experts} experts, top-2), "
-          f"{args.device}, dtype {args.dtype}, greedy, median of {args.runs} runs\n")
+    base, stream = (
+        median_run(results["plain model.generate"]),
+        median_run(results["backend stream"]),
+    )
+    print(
+        f"Mixtral architecture, random weights: {params / 1e6:.1f}M parameters "
+        f"(hidden {args.hidden}, {args.layers} layers, {args.experts} experts, top-2), "
+        f"{args.device}, dtype {args.dtype}, greedy, median of {args.runs} runs\n"
+    )
     print("| path | tokens | tokens/s | time to first token | peak memory |")
     print("|---|---|---|---|---|")
     print(row("plain model.generate", base))
     print(row("backend stream", stream))
-    print(f"\nstreaming overhead ratio (plain tokens/s / streamed tokens/s): "
-          f"{base.tokens_per_second / stream.tokens_per_second:.3f}")
+    print(
+        f"\nstreaming overhead ratio (plain tokens/s / streamed tokens/s): "
+        f"{base.tokens_per_second / stream.tokens_per_second:.3f}"
+    )
     await backend.aclose()
 
 
@@ -176,9 +190,16 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mixchat-bench-") as tmp:
         directory = build_tiny_mixtral(
-            Path(tmp), hidden_size=args.hidden, layers=args.layers, experts=args.experts,
-            intermediate_size=args.intermediate, heads=args.heads, kv_heads=args.kv_heads,
-            context=max(4096, args.tokens + 256), dtype=args.dtype)
+            Path(tmp),
+            hidden_size=args.hidden,
+            layers=args.layers,
+            experts=args.experts,
+            intermediate_size=args.intermediate,
+            heads=args.heads,
+            kv_heads=args.kv_heads,
+            context=max(4096, args.tokens + 256),
+            dtype=args.dtype,
+        )
         asyncio.run(bench(args, directory))
 
 

@@ -63,41 +63,54 @@ class Server:
         self.url = f"http://localhost:{port}/"
         self.started = time.perf_counter()
         self._log = log.open("w")
-        self.process = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env},
-                                        stdout=self._log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     @classmethod
     def cli(cls, settings: Mapping[str, Any], env: Mapping[str, str], log: Path) -> Server:
         """``python -m mixchat serve`` with these settings as flags, as a user starts it."""
         port = free_port()
         flags = [f"--{key.replace('_', '-')}={value}" for key, value in settings.items()]
-        return cls([sys.executable, "-m", "mixchat", "serve", f"--port={port}", *flags],
-                   port, env, log)
+        return cls(
+            [sys.executable, "-m", "mixchat", "serve", f"--port={port}", *flags], port, env, log
+        )
 
     @classmethod
     def probe(cls, settings: Mapping[str, Any], env: Mapping[str, str], log: Path) -> Server:
         port = free_port()
         script = str(Path(__file__).with_name("probe_server.py"))
-        return cls([sys.executable, script, f"--port={port}", json.dumps(dict(settings))],
-                   port, env, log)
+        return cls(
+            [sys.executable, script, f"--port={port}", json.dumps(dict(settings))], port, env, log
+        )
 
     def wait_ready(self, timeout: float = 120.0) -> float:
         """Seconds from the process start to the first HTTP 200 of the page."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited ({self.process.returncode}); see {self._log.name}")
+                raise RuntimeError(
+                    f"the server exited ({self.process.returncode}); see {self._log.name}"
+                )
             try:
                 with urllib.request.urlopen(self.url, timeout=5) as response:
                     if response.status == 200:
                         return time.perf_counter() - self.started
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError(f"the server did not answer within {timeout:.0f} s; see {self._log.name}")
+        raise RuntimeError(
+            f"the server did not answer within {timeout:.0f} s; see {self._log.name}"
+        )
 
     def probe_report(self, reset: bool = False) -> dict[str, float]:
-        with urllib.request.urlopen(f"{self.url}bench/probe?reset={int(reset)}", timeout=10) as response:
+        with urllib.request.urlopen(
+            f"{self.url}bench/probe?reset={int(reset)}", timeout=10
+        ) as response:
             return json.loads(response.read())
 
     def stop(self) -> None:
@@ -159,7 +172,9 @@ class ChatPage:
         sent = time.perf_counter()
         await box.press("Enter")
         deadline = time.monotonic() + timeout
-        while not any(marker in frame.payload for frame in self.frames[start:] for marker in FINISHED):
+        while not any(
+            marker in frame.payload for frame in self.frames[start:] for marker in FINISHED
+        ):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no finished reply within {timeout:.0f} s")
             await asyncio.sleep(0.02)
@@ -183,7 +198,8 @@ class Chromium:
     async def __aenter__(self) -> Self:
         self._playwright = await async_playwright().start()
         self.browser = await self._playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -233,7 +249,9 @@ def _created_bodies(event: dict[str, Any]) -> Iterator[dict[str, Any]]:
             if node.get("type") == "object" and isinstance(attributes, dict):
                 classes = attributes.get("css_classes") or []
                 hidden = attributes.get("visible") is False
-                if "mixchat-reply" in classes or ("markdown" in classes and "message" in classes and hidden):
+                if "mixchat-reply" in classes or (
+                    "markdown" in classes and "message" in classes and hidden
+                ):
                     yield node
             stack.extend(node.values())
 

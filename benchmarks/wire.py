@@ -24,12 +24,17 @@ async def run(cfg: Config, browser: Chromium, server: Server, backend: LlamaCppB
     size = len(reply.text.encode())
     tokens = len(backend._llm.tokenize(reply.text.encode(), add_bos=False))
     section.add("reply text", size, "bytes", note=f"{tokens} tokens")
-    section.add("received on the websocket", reply.bytes_received, "bytes",
-                note=f"{reply.frames} frames")
+    section.add(
+        "received on the websocket", reply.bytes_received, "bytes", note=f"{reply.frames} frames"
+    )
     section.add("websocket bytes / reply bytes", reply.bytes_received / max(1, size), "x", target=3)
     section.add("of which frames carrying the text", reply.body_bytes, "bytes")
-    section.add("text-carrying frames / reply bytes", reply.body_bytes / max(1, size), "x",
-                note="the streaming's own cost, without the page's other updates")
+    section.add(
+        "text-carrying frames / reply bytes",
+        reply.body_bytes / max(1, size),
+        "x",
+        note="the streaming's own cost, without the page's other updates",
+    )
     section.notes.append(f"one greedy reply of up to {cfg.wire_tokens} tokens.")
     section.seconds = clock()
     return section

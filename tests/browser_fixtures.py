@@ -18,8 +18,14 @@ from processes import free_port, running_process
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 INPUT = "Message the model"
 
 
@@ -40,17 +46,33 @@ class Server:
 
 
 @contextmanager
-def running_server(data_dir: Path, *args: str, echo_delay: float = 0.01,
-                   timeout: float = 90.0) -> Iterator[Server]:
+def running_server(
+    data_dir: Path, *args: str, echo_delay: float = 0.01, timeout: float = 90.0
+) -> Iterator[Server]:
     """``mixchat serve`` in a subprocess, ready when its page answers."""
     port = free_port()
-    env = {**os.environ, "MIXCHAT_CONFIG": str(data_dir / "absent.toml"),
-           "MIXCHAT_ECHO_DELAY": str(echo_delay), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "MIXCHAT_CONFIG": str(data_dir / "absent.toml"),
+        "MIXCHAT_ECHO_DELAY": str(echo_delay),
+        "PYTHONUNBUFFERED": "1",
+    }
     env.pop("OPENAI_API_KEY", None)
     env.pop("MISTRAL_API_KEY", None)
     log = data_dir / f"server-{port}.log"
-    command = [sys.executable, "-m", "mixchat", "serve", "--port", str(port),
-               "--host", "127.0.0.1", "--data-dir", str(data_dir), *args]
+    command = [
+        sys.executable,
+        "-m",
+        "mixchat",
+        "serve",
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        "--data-dir",
+        str(data_dir),
+        *args,
+    ]
     url = f"http://127.0.0.1:{port}/"
     with running_process(command, log, url, timeout, env) as process:
         yield Server(url, port, process, log)
@@ -59,8 +81,9 @@ def running_server(data_dir: Path, *args: str, echo_delay: float = 0.01,
 @contextmanager
 def chromium() -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
         try:
             yield browser
         finally:
@@ -97,7 +120,9 @@ class Session:
             if len(stats) >= count:
                 return self.replies()
             self.page.wait_for_timeout(100)
-        raise AssertionError(f"{count} finished replies expected; stats: {self.texts('mixchat-stats')}")
+        raise AssertionError(
+            f"{count} finished replies expected; stats: {self.texts('mixchat-stats')}"
+        )
 
     def button(self, icon: str):  # type: ignore[no-untyped-def]
         """A chat-input button, found by its Tabler icon."""
@@ -126,6 +151,7 @@ def open_session(browser: Browser, url: str) -> Session:
     def on_websocket(ws) -> None:  # type: ignore[no-untyped-def]
         def count(frame: str | bytes) -> None:
             session.ws_bytes[0] += len(frame.encode() if isinstance(frame, str) else frame)
+
         ws.on("framereceived", count)
 
     page.on("websocket", on_websocket)

@@ -28,8 +28,9 @@ USER = "mixchat"
 
 def pg_bin(name: str) -> str:
     """A PostgreSQL program: Debian's newest /usr/lib/postgresql/*/bin, else the PATH's."""
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
-                   key=lambda path: int(Path(path).parts[-3]))
+    found = sorted(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda path: int(Path(path).parts[-3])
+    )
     program = found[-1] if found else shutil.which(name)
     if program is None:
         raise RuntimeError(f"PostgreSQL's {name} is not installed: apt-get install postgresql")
@@ -51,8 +52,9 @@ class PostgresServer:
         self._names = itertools.count(1)
 
     def _run(self, *command: str) -> None:
-        result = subprocess.run(_as_server_user(list(command)), capture_output=True, text=True,
-                                timeout=120, check=False)
+        result = subprocess.run(
+            _as_server_user(list(command)), capture_output=True, text=True, timeout=120, check=False
+        )
         if result.returncode:
             log = self.log.read_text() if self.log.exists() else ""
             raise RuntimeError(f"{' '.join(command)} failed: {result.stderr}{result.stdout}{log}")
@@ -61,17 +63,40 @@ class PostgresServer:
         """Create the cluster (the first time) and start the server."""
         if not self.data.exists():
             self._initdb()
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c full_page_writes=off")
-        self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options,
-                  "-w", "-t", "60", "start")
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c full_page_writes=off"
+        )
+        self._run(
+            pg_bin("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def _initdb(self) -> None:
         if os.geteuid() == 0:
             user = pwd.getpwnam("postgres")
             os.chown(self.root, user.pw_uid, user.pw_gid)
-        self._run(pg_bin("initdb"), "-D", str(self.data), "-U", USER, "-A", "trust", "-E", "UTF8",
-                  "--no-sync")
+        self._run(
+            pg_bin("initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            USER,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():

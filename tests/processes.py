@@ -19,8 +19,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_process(command: list[str], log: Path, ready_url: str, timeout: float,
-                    env: Mapping[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def running_process(
+    command: list[str],
+    log: Path,
+    ready_url: str,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``command`` (output to ``log``) until ``ready_url`` answers 200; stop it afterwards."""
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -36,8 +41,9 @@ def running_process(command: list[str], log: Path, ready_url: str, timeout: floa
             process.wait()
 
 
-def _wait_until_ready(process: subprocess.Popen[bytes], name: str, log: Path, url: str,
-                      timeout: float) -> None:
+def _wait_until_ready(
+    process: subprocess.Popen[bytes], name: str, log: Path, url: str, timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -53,7 +53,7 @@ class ScriptedBackend(Backend):
                 for start in range(0, len(part), self.chunk):
                     if self.delay:
                         await asyncio.sleep(self.delay)
-                    yield TextDelta(part[start:start + self.chunk])
+                    yield TextDelta(part[start : start + self.chunk])
             yield Usage(prompt_tokens=1, completion_tokens=1, finish_reason="stop")
         finally:
             self.closed += 1

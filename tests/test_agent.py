@@ -52,8 +52,11 @@ QUESTION = "What is the square root of 512 multiplied by 7?"
 
 class LocalSearch:
     async def search(self, query: str, max_results: int) -> list[SearchResult]:
-        return [SearchResult("Eiffel Tower", "https://example.org/eiffel",
-                             "The Eiffel Tower is 330 metres tall.")]
+        return [
+            SearchResult(
+                "Eiffel Tower", "https://example.org/eiffel", "The Eiffel Tower is 330 metres tall."
+            )
+        ]
 
 
 def tools() -> list[Tool]:
@@ -95,7 +98,9 @@ async def test_direct_answer_streams_the_final_answer() -> None:
     assert answer_text(events) == "Hello! How can I help?"
     assert finished(events) == AgentFinished("Hello! How can I help?", 1, "answer")
     request = backend.requests[0]
-    assert request.messages[0]["role"] == "system" and "Calculator" in request.messages[0]["content"]
+    assert (
+        request.messages[0]["role"] == "system" and "Calculator" in request.messages[0]["content"]
+    )
     assert request.messages[1:] == [{"role": "user", "content": "Hi there"}]
     assert request.assistant_prefix == PRIMER  # the walkthrough's primer on raw-prompt backends
     assert request.params.temperature == 0.1 and request.params.top_p == 0.15
@@ -103,13 +108,20 @@ async def test_direct_answer_streams_the_final_answer() -> None:
 
 
 async def test_calculator_then_answer_reaches_158_39() -> None:
-    backend = ScriptedBackend([
-        call("Calculator", "from math import sqrt; output = sqrt(512)*7"),
-        call("Final Answer", "The square root of 512 multiplied by 7 is about 158.39."),
-    ])
+    backend = ScriptedBackend(
+        [
+            call("Calculator", "from math import sqrt; output = sqrt(512)*7"),
+            call("Final Answer", "The square root of 512 multiplied by 7 is about 158.39."),
+        ]
+    )
     events = await collect(Agent(backend, tools()).run(QUESTION))
-    assert kinds(events) == ["StepStarted", "ToolCalled", "ToolResult", "StepStarted",
-                             "AgentFinished"]
+    assert kinds(events) == [
+        "StepStarted",
+        "ToolCalled",
+        "ToolResult",
+        "StepStarted",
+        "AgentFinished",
+    ]
     result = next(e for e in events if isinstance(e, ToolResult))
     assert result.tool == "Calculator" and result.ok and result.output.startswith("158.39")
     assert 0 < result.duration < 5
@@ -121,11 +133,13 @@ async def test_calculator_then_answer_reaches_158_39() -> None:
 
 
 async def test_search_then_calculator_then_answer() -> None:
-    backend = ScriptedBackend([
-        call("Search", "height of the Eiffel Tower"),
-        call("Calculator", "output = 330 * 2"),
-        call("Final Answer", "Two Eiffel Towers are 660 metres tall."),
-    ])
+    backend = ScriptedBackend(
+        [
+            call("Search", "height of the Eiffel Tower"),
+            call("Calculator", "output = 330 * 2"),
+            call("Final Answer", "Two Eiffel Towers are 660 metres tall."),
+        ]
+    )
     events = await collect(Agent(backend, tools()).run("How tall are two Eiffel Towers?"))
     results = [e for e in events if isinstance(e, ToolResult)]
     assert [(r.tool, r.ok) for r in results] == [("Search", True), ("Calculator", True)]
@@ -136,14 +150,23 @@ async def test_search_then_calculator_then_answer() -> None:
 
 
 async def test_malformed_json_is_fed_back_and_the_model_recovers() -> None:
-    backend = ScriptedBackend([
-        "I think I should use a calculator for this.",
-        call("Calculator", "sqrt(512)*7", primed=False),  # ignores the primer: still parsed
-        call("Final Answer", "About 158.39."),
-    ])
+    backend = ScriptedBackend(
+        [
+            "I think I should use a calculator for this.",
+            call("Calculator", "sqrt(512)*7", primed=False),  # ignores the primer: still parsed
+            call("Final Answer", "About 158.39."),
+        ]
+    )
     events = await collect(Agent(backend, tools()).run(QUESTION))
-    assert kinds(events) == ["StepStarted", "StepError", "StepStarted", "ToolCalled",
-                             "ToolResult", "StepStarted", "AgentFinished"]
+    assert kinds(events) == [
+        "StepStarted",
+        "StepError",
+        "StepStarted",
+        "ToolCalled",
+        "ToolResult",
+        "StepStarted",
+        "AgentFinished",
+    ]
     error = next(e for e in events if isinstance(e, StepError))
     assert error.step == 1 and "not valid JSON" in error.message
     assert error.raw.endswith("I think I should use a calculator for this.")
@@ -167,11 +190,13 @@ async def test_tool_errors_become_observations() -> None:
     def broken(text: str) -> str:
         raise RuntimeError("disk on fire")
 
-    backend = ScriptedBackend([
-        call("Calculator", "1 / 0"),
-        call("Broken", "x"),
-        call("Final Answer", "Sorry."),
-    ])
+    backend = ScriptedBackend(
+        [
+            call("Calculator", "1 / 0"),
+            call("Broken", "x"),
+            call("Final Answer", "Sorry."),
+        ]
+    )
     agent = Agent(backend, [calculator_tool(), tool(broken, name="Broken", register=False)])
     events = await collect(agent.run("Divide by zero"))
     results = [e for e in events if isinstance(e, ToolResult)]
@@ -193,7 +218,8 @@ async def test_step_limit_forces_one_last_answer_without_tools() -> None:
     assert last.assistant_prefix == FINAL_PRIMER  # only a final answer can follow
     assert "Do not call another tool" in last.messages[-1]["content"]
     assert last.messages[:-1] == backend.requests[1].messages + [
-        {"role": "assistant", "content": PRIMER + call("Calculator", "1 + 1")}]
+        {"role": "assistant", "content": PRIMER + call("Calculator", "1 + 1")}
+    ]
 
 
 async def test_schema_backends_get_the_json_schema_and_no_primer() -> None:
@@ -206,7 +232,10 @@ async def test_schema_backends_get_the_json_schema_and_no_primer() -> None:
     assert request.assistant_prefix == "" and request.params.stop == ()
     assert request.json_schema == action_schema(["Calculator", "Search"])
     assert request.json_schema["properties"]["tool_name"]["enum"] == [
-        "Calculator", "Search", "Final Answer"]
+        "Calculator",
+        "Search",
+        "Final Answer",
+    ]
 
 
 async def test_schema_at_the_step_limit_allows_only_a_final_answer() -> None:
@@ -219,22 +248,34 @@ async def test_schema_at_the_step_limit_allows_only_a_final_answer() -> None:
 
 
 async def test_native_tool_calls() -> None:
-    backend = ScriptedBackend([
-        [ToolCall("Calculator", json.dumps({"input": "sqrt(512)*7"}))],
-        [ToolCall("Weather", "{}")],
-        "The answer is 158.39.",
-    ], capabilities=[Capability.TOOL_CALLING])
+    backend = ScriptedBackend(
+        [
+            [ToolCall("Calculator", json.dumps({"input": "sqrt(512)*7"}))],
+            [ToolCall("Weather", "{}")],
+            "The answer is 158.39.",
+        ],
+        capabilities=[Capability.TOOL_CALLING],
+    )
     events = await collect(Agent(backend, tools(), native_tools=True).run(QUESTION))
-    assert kinds(events) == ["StepStarted", "ToolCalled", "ToolResult", "StepStarted",
-                             "StepError", "StepStarted", "AgentFinished"]
+    assert kinds(events) == [
+        "StepStarted",
+        "ToolCalled",
+        "ToolResult",
+        "StepStarted",
+        "StepError",
+        "StepStarted",
+        "AgentFinished",
+    ]
     assert next(e for e in events if isinstance(e, ToolResult)).output.startswith("158.39")
     assert finished(events).answer == "The answer is 158.39."
     assert answer_text(events) == "The answer is 158.39."
     request = backend.requests[0]
     assert [spec["function"]["name"] for spec in request.tools] == ["Calculator", "Search"]
     assert request.json_schema is None and request.assistant_prefix == ""
-    assert backend.requests[1].messages[-1] == {"role": "user",
-                                                "content": "Tool Output: 158.39191898578665"}
+    assert backend.requests[1].messages[-1] == {
+        "role": "user",
+        "content": "Tool Output: 158.39191898578665",
+    }
 
 
 def test_native_tools_need_a_backend_that_supports_them() -> None:
@@ -246,7 +287,8 @@ async def test_backend_failure_ends_the_run_with_its_error() -> None:
     backend = ScriptedBackend([Unreachable("cannot reach the server at http://x: start it")])
     events = await collect(Agent(backend, tools()).run("hi"))
     assert finished(events) == AgentFinished(
-        "", 1, "error", error="cannot reach the server at http://x: start it")
+        "", 1, "error", error="cannot reach the server at http://x: start it"
+    )
 
 
 async def test_cancel_during_generation_stops_promptly() -> None:
@@ -295,8 +337,10 @@ async def test_history_goes_between_the_system_message_and_the_query() -> None:
     backend = ScriptedBackend([call("Final Answer", "Paris.")])
     history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
     await collect(Agent(backend, tools()).run("Capital of France?", history=history))
-    assert backend.requests[0].messages[1:] == [*history, {"role": "user",
-                                                          "content": "Capital of France?"}]
+    assert backend.requests[0].messages[1:] == [
+        *history,
+        {"role": "user", "content": "Capital of France?"},
+    ]
 
 
 # -- the protocol ------------------------------------------------------------------------------
@@ -309,18 +353,30 @@ NAMES = ["Calculator", "Search"]
     [
         ('{"tool_name": "Calculator", "input": "1+1"}', "", ("Calculator", "1+1")),
         ('```json\n{\n"tool_name": "Search",\n"input": "uk pm"\n}\n```', "", ("Search", "uk pm")),
-        ('Sure! Here is my answer:\n{"tool_name": "Final Answer", "input": "Hi"}\nHope it helps',
-         "", ("Final Answer", "Hi")),
+        (
+            'Sure! Here is my answer:\n{"tool_name": "Final Answer", "input": "Hi"}\nHope it helps',
+            "",
+            ("Final Answer", "Hi"),
+        ),
         ("{'tool_name': 'Calculator', 'input': 'sqrt(2)'}", "", ("Calculator", "sqrt(2)")),
-        (' "Calculator",\n"input": "output = 2**8"\n}\n```\nTool Output: 256', PRIMER,
-         ("Calculator", "output = 2**8")),
-        ('{"tool_name": "Calculator", "input": "a = 1\nb = 2\noutput = a + b"}', "",
-         ("Calculator", "a = 1\nb = 2\noutput = a + b")),
+        (
+            ' "Calculator",\n"input": "output = 2**8"\n}\n```\nTool Output: 256',
+            PRIMER,
+            ("Calculator", "output = 2**8"),
+        ),
+        (
+            '{"tool_name": "Calculator", "input": "a = 1\nb = 2\noutput = a + b"}',
+            "",
+            ("Calculator", "a = 1\nb = 2\noutput = a + b"),
+        ),
         ('{"tool_name": "final answer", "input": "cut sho', "", ("Final Answer", "cut sho")),
         ('{"tool": "search", "query": "x"}', "", ("Search", "x")),
         ('{"tool_name": "Calculator", "input": 42}', "", ("Calculator", "42")),
-        ('{"tool_name": "Final_Answer", "input": "{not json} fine"}', "",
-         ("Final Answer", "{not json} fine")),
+        (
+            '{"tool_name": "Final_Answer", "input": "{not json} fine"}',
+            "",
+            ("Final Answer", "{not json} fine"),
+        ),
     ],
 )
 def test_parse_action_is_tolerant(text: str, primer: str, expected: tuple[str, str]) -> None:
@@ -383,11 +439,16 @@ async def test_decorated_tools_are_registered_everywhere(weather: Tool) -> None:
     assert [t.name for t in registered_tools()] == ["Calculator", "Search", "weather"]
     assert weather.description == "Today's weather in a city."
     assert "- weather: Today's weather in a city. (input: a city name)" in system_message(
-        registered_tools())
-    backend = ScriptedBackend([call("weather", "Paris"), call("Final Answer", "Sunny.")],
-                              capabilities=[Capability.JSON_SCHEMA])
-    backend.replies = [json.dumps({"tool_name": "weather", "input": "Paris"}),
-                       json.dumps({"tool_name": "Final Answer", "input": "Sunny."})]
+        registered_tools()
+    )
+    backend = ScriptedBackend(
+        [call("weather", "Paris"), call("Final Answer", "Sunny.")],
+        capabilities=[Capability.JSON_SCHEMA],
+    )
+    backend.replies = [
+        json.dumps({"tool_name": "weather", "input": "Paris"}),
+        json.dumps({"tool_name": "Final Answer", "input": "Sunny."}),
+    ]
     events = await collect(Agent(backend).run("Weather in Paris?"))  # default: registered tools
     assert next(e for e in events if isinstance(e, ToolResult)).output == "Sunny in Paris"
     assert "weather" in backend.requests[0].json_schema["properties"]["tool_name"]["enum"]
@@ -423,11 +484,13 @@ def test_bad_tools_are_refused_with_a_clear_message() -> None:
 async def test_terminal_view_prints_steps_and_streams_the_answer() -> None:
     from mixchat.cli.agent_view import print_agent_events
 
-    backend = ScriptedBackend([
-        call("Calculator", "from math import sqrt; output = sqrt(512)*7"),
-        "oops",
-        call("Final Answer", "It is about 158.39."),
-    ])
+    backend = ScriptedBackend(
+        [
+            call("Calculator", "from math import sqrt; output = sqrt(512)*7"),
+            "oops",
+            call("Final Answer", "It is about 158.39."),
+        ]
+    )
     buffer = io.StringIO()
     console = Console(file=buffer, width=100, color_system=None)
     result = await print_agent_events(Agent(backend, tools()).run(QUESTION), console)
@@ -470,8 +533,10 @@ async def test_embedded_model_runs_valid_steps_with_the_grammar(embedded_gguf: P
     agent = Agent(backend, tools(), max_steps=2, params=params)
     try:
         events = await collect(agent.run(QUESTION))
-        prompts = [len(backend.prompt_tokens(r.messages, r.assistant_prefix))  # type: ignore[attr-defined]
-                   for r in requests]
+        prompts = [
+            len(backend.prompt_tokens(r.messages, r.assistant_prefix))  # type: ignore[attr-defined]
+            for r in requests
+        ]
     finally:
         await close_all()
     end = finished(events)

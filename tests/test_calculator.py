@@ -271,7 +271,8 @@ def test_limits_are_enforced_by_the_child_process() -> None:
     """What the static checks let through is still stopped by the wall clock and rlimits."""
     started = time.monotonic()
     assert calculator("x = [1] * 100000\noutput = sum([x] * 100000, [])", timeout=0.5).startswith(
-        "Error: the calculation took longer than 0.5 s")
+        "Error: the calculation took longer than 0.5 s"
+    )
     assert time.monotonic() - started < 1.5
     assert calculator("output = len(list(range(10**7)))", memory_mb=64).startswith("Error")
 
@@ -287,8 +288,9 @@ def test_evaluator_never_hands_model_text_to_exec_or_eval(monkeypatch: pytest.Mo
     def forbidden(*_: object, **__: object) -> None:
         raise AssertionError("exec/eval called")
 
-    def parse_only(source: object, filename: object, mode: str, flags: int = 0, *args: object,
-                   **kwargs: object) -> object:
+    def parse_only(
+        source: object, filename: object, mode: str, flags: int = 0, *args: object, **kwargs: object
+    ) -> object:
         assert flags & ast.PyCF_ONLY_AST, "compile() used to build code, not just an AST"
         calls.append(flags)
         return real_compile(source, filename, mode, flags, *args, **kwargs)  # type: ignore[call-overload]

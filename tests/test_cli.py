@@ -10,9 +10,17 @@ from pathlib import Path
 import pytest
 
 
-def mixchat(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mixchat", *args], input=stdin, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+def mixchat(
+    *args: str, stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mixchat", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def test_ask_echo_prints_the_words() -> None:
@@ -36,7 +44,10 @@ def test_ask_the_embedded_model(embedded_gguf: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--temperature", "-1"], "invalid setting temperature=-1.0: Input should be greater than or equal to 0"),
+        (
+            ["--temperature", "-1"],
+            "invalid setting temperature=-1.0: Input should be greater than or equal to 0",
+        ),
         (["--top-p", "2"], "invalid setting top_p=2.0: Input should be less than or equal to 1"),
         (["--backend", "nope"], "unknown backend 'nope': choose one of"),
         (["--model", "/no/such/model.gguf"], "GGUF file not found: /no/such/model.gguf"),
@@ -56,7 +67,11 @@ def test_a_corrupt_gguf_is_one_line(tmp_path: Path) -> None:
     corrupt.write_bytes(b"GGUF" + os.urandom(20000))
     result = mixchat("ask", "--model", str(corrupt), "hi")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith(f"mixchat: error: llama.cpp cannot load {corrupt}")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"mixchat: error: llama.cpp cannot load {corrupt}")
+    )
 
 
 def test_chat_is_multi_turn() -> None:

@@ -32,12 +32,23 @@ def store(db_url: str) -> Iterator[ConversationStore]:
 
 @pytest.fixture
 def chat(store: ConversationStore) -> str:
-    created = store.create(LOCAL_OWNER, title="Capital cities", backend="echo",
-                                   model="echo", settings={"temperature": 0.1},
-                                   system_prompt="Answer briefly.")
+    created = store.create(
+        LOCAL_OWNER,
+        title="Capital cities",
+        backend="echo",
+        model="echo",
+        settings={"temperature": 0.1},
+        system_prompt="Answer briefly.",
+    )
     store.add_message(LOCAL_OWNER, created.id, "user", "Capital of France?")
-    store.add_message(LOCAL_OWNER, created.id, "assistant", "Paris", status="stopped",
-                      stats={"completion_tokens": 1, "tokens_per_second": 4.0})
+    store.add_message(
+        LOCAL_OWNER,
+        created.id,
+        "assistant",
+        "Paris",
+        status="stopped",
+        stats={"completion_tokens": 1, "tokens_per_second": 4.0},
+    )
     return created.id
 
 
@@ -74,8 +85,12 @@ def test_export_prints_the_conversation_as_markdown(chat: str) -> None:
     result = invoke("export", chat[:6], "--format", "md")
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("# Capital cities\n")
-    for expected in ["## System\n\nAnswer briefly.", "## User\n\nCapital of France?",
-                     "## Assistant\n\nParis", "_stopped · 1 tokens · 4.0 tokens/s_"]:
+    for expected in [
+        "## System\n\nAnswer briefly.",
+        "## User\n\nCapital of France?",
+        "## Assistant\n\nParis",
+        "_stopped · 1 tokens · 4.0 tokens/s_",
+    ]:
         assert expected in result.stdout
 
 
@@ -86,8 +101,9 @@ def test_show_prints_the_messages(chat: str) -> None:
     assert "Paris" in result.stdout
 
 
-def test_export_json_then_import_round_trips(store: ConversationStore, chat: str,
-                                             tmp_path: Path) -> None:
+def test_export_json_then_import_round_trips(
+    store: ConversationStore, chat: str, tmp_path: Path
+) -> None:
     exported = tmp_path / "chat.json"
     result = invoke("export", chat, "--format", "json", "--output", str(exported))
     assert result.exit_code == 0, result.output
@@ -100,15 +116,30 @@ def test_export_json_then_import_round_trips(store: ConversationStore, chat: str
     assert store.export_json(LOCAL_OWNER, new_id) | {"id": chat} == original
 
 
-@pytest.mark.parametrize("content, problem", [
-    ("not json at all", "not a JSON file"),
-    ('{"messages": []}', "not a mixchat conversation export"),
-    (json.dumps({"format": "mixchat.conversation", "version": 1, "title": "t",
-                 "created_at": "2024-01-01T00:00:00+00:00", "updated_at": "yesterday",
-                 "backend": "echo", "messages": []}), "updated_at"),
-])
-def test_import_refuses_files_not_ours(store: ConversationStore, tmp_path: Path, content: str,
-                                       problem: str) -> None:
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ("not json at all", "not a JSON file"),
+        ('{"messages": []}', "not a mixchat conversation export"),
+        (
+            json.dumps(
+                {
+                    "format": "mixchat.conversation",
+                    "version": 1,
+                    "title": "t",
+                    "created_at": "2024-01-01T00:00:00+00:00",
+                    "updated_at": "yesterday",
+                    "backend": "echo",
+                    "messages": [],
+                }
+            ),
+            "updated_at",
+        ),
+    ],
+)
+def test_import_refuses_files_not_ours(
+    store: ConversationStore, tmp_path: Path, content: str, problem: str
+) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(content)
     assert_one_line_error(invoke("import", str(bad)), f"cannot import {bad}", problem)

@@ -25,7 +25,9 @@ _CLASSES = {"system": SystemMessage, "user": UserMessage, "assistant": Assistant
 
 def mistral_common_encoding(messages: list[dict[str, str]]) -> tuple[str, list[int]]:
     """mistral-common's rendering (pieces joined, ``▁`` as space, bytes decoded) and ids."""
-    request = ChatCompletionRequest(messages=[_CLASSES[m["role"]](content=m["content"]) for m in messages])
+    request = ChatCompletionRequest(
+        messages=[_CLASSES[m["role"]](content=m["content"]) for m in messages]
+    )
     tokens = MISTRAL.encode_chat_completion(request).tokens
     sp = mistral_v1_sentencepiece()
     out = bytearray()
@@ -42,11 +44,47 @@ def mistral_common_encoding(messages: list[dict[str, str]]) -> tuple[str, list[i
 # Text a person or a model writes: runs of spaces, tabs, newlines, leading and trailing
 # whitespace, accents, CJK, emoji, markup that looks like special tokens.
 _PIECES = st.sampled_from(
-    [" ", "  ", "   ", "\n", "\n\n", "\t", "Hi", "hello", "world", "é", "naïve", "中文", "日本語",
-     "🙂", "👩‍💻", "[INST]", "[/INST]", "<s>", "</s>", "```", "json", "{", "}", '"', "'", "x=1", "42",
-     "-", ".", "?", "!", "Ω", "ß", "\u00a0", "ÿ"]
+    [
+        " ",
+        "  ",
+        "   ",
+        "\n",
+        "\n\n",
+        "\t",
+        "Hi",
+        "hello",
+        "world",
+        "é",
+        "naïve",
+        "中文",
+        "日本語",
+        "🙂",
+        "👩‍💻",
+        "[INST]",
+        "[/INST]",
+        "<s>",
+        "</s>",
+        "```",
+        "json",
+        "{",
+        "}",
+        '"',
+        "'",
+        "x=1",
+        "42",
+        "-",
+        ".",
+        "?",
+        "!",
+        "Ω",
+        "ß",
+        "\u00a0",
+        "ÿ",
+    ]
 )
-_TEXT = st.lists(st.one_of(_PIECES, st.text(min_size=1, max_size=6)), min_size=1, max_size=12).map("".join)
+_TEXT = st.lists(st.one_of(_PIECES, st.text(min_size=1, max_size=6)), min_size=1, max_size=12).map(
+    "".join
+)
 _NON_EMPTY = _TEXT.filter(lambda text: text != "")
 
 
@@ -94,7 +132,10 @@ def test_ids_have_one_bos_and_no_stray_space_after_it() -> None:
 
 def test_assistant_prefix_continues_the_reply() -> None:
     messages = [{"role": "user", "content": "Hi"}]
-    assert mixtral_prompt(messages, assistant_prefix='{"tool_name":') == '<s> [INST] Hi [/INST] {"tool_name":'
+    assert (
+        mixtral_prompt(messages, assistant_prefix='{"tool_name":')
+        == '<s> [INST] Hi [/INST] {"tool_name":'
+    )
     ids = mixtral_token_ids(messages, assistant_prefix="Sure")
     assert ids[: len(mixtral_token_ids(messages))] == mixtral_token_ids(messages)
 
@@ -109,10 +150,19 @@ def test_user_text_that_looks_like_special_tokens_stays_text() -> None:
     [
         ([], "empty"),
         ([{"role": "assistant", "content": "hi"}], "user message was expected"),
-        ([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}], "assistant message was expected"),
-        ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "end with a user"),
+        (
+            [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],
+            "assistant message was expected",
+        ),
+        (
+            [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}],
+            "end with a user",
+        ),
         ([{"role": "robot", "content": "a"}], "role 'robot'"),
-        ([{"role": "user", "content": "a"}, {"role": "system", "content": "b"}], "assistant message was expected"),
+        (
+            [{"role": "user", "content": "a"}, {"role": "system", "content": "b"}],
+            "assistant message was expected",
+        ),
         ([{"role": "system", "content": "s"}], "end with a user"),
         ([{"role": "user", "content": None}], "no text content"),
         (["hello"], "role None"),
@@ -126,16 +176,20 @@ def test_invalid_conversations_raise_a_clear_value_error(messages: list, complai
 
 def test_split_system() -> None:
     assert split_system([{"role": "system", "content": "S"}, {"role": "user", "content": "u"}]) == (
-        "S", [{"role": "user", "content": "u"}])
+        "S",
+        [{"role": "user", "content": "u"}],
+    )
 
 
 def test_gemma_turns() -> None:
-    prompt = gemma_prompt([
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": " Hi "},
-        {"role": "assistant", "content": "Hello"},
-        {"role": "user", "content": "Bye"},
-    ])
+    prompt = gemma_prompt(
+        [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": " Hi "},
+            {"role": "assistant", "content": "Hello"},
+            {"role": "user", "content": "Bye"},
+        ]
+    )
     assert prompt == (
         "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n"
         "<start_of_turn>model\nHello<end_of_turn>\n"
@@ -144,10 +198,15 @@ def test_gemma_turns() -> None:
 
 
 def test_transcript() -> None:
-    prompt = transcript_prompt([
-        {"role": "system", "content": "A helpful assistant."},
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello"},
-        {"role": "user", "content": "Capital of France?"},
-    ])
-    assert prompt == "A helpful assistant.\n\nUser: Hi\nAssistant: Hello\nUser: Capital of France?\nAssistant:"
+    prompt = transcript_prompt(
+        [
+            {"role": "system", "content": "A helpful assistant."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello"},
+            {"role": "user", "content": "Capital of France?"},
+        ]
+    )
+    assert (
+        prompt
+        == "A helpful assistant.\n\nUser: Hi\nAssistant: Hello\nUser: Capital of France?\nAssistant:"
+    )

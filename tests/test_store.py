@@ -53,27 +53,49 @@ def new_chat(store: ConversationStore, owner: str = "alice", **fields: object) -
 
 def test_public_names() -> None:
     assert set(mixchat.store.__all__) == {
-        "LOCAL_OWNER", "ROLES", "STATUSES", "Conversation", "ConversationStore",
-        "ConversationSummary", "MessageRecord", "NotFound", "StoreError", "title_from",
+        "LOCAL_OWNER",
+        "ROLES",
+        "STATUSES",
+        "Conversation",
+        "ConversationStore",
+        "ConversationSummary",
+        "MessageRecord",
+        "NotFound",
+        "StoreError",
+        "title_from",
     }
     assert issubclass(NotFound, StoreError)
     assert issubclass(StoreError, mixchat.MixchatError)
 
 
 def test_the_store_needs_no_ui_or_postgres_driver() -> None:
-    code = ("import sys, mixchat.store; "
-            "print(sorted(m for m in ('panel', 'rich', 'psycopg') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
+    code = (
+        "import sys, mixchat.store; "
+        "print(sorted(m for m in ('panel', 'rich', 'psycopg') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[]"
 
 
 def test_create_then_get(store: ConversationStore) -> None:
-    created = store.create("alice", title="Plans", backend="llamacpp", model="m.gguf",
-                           settings=SETTINGS, system_prompt="Be brief.")
+    created = store.create(
+        "alice",
+        title="Plans",
+        backend="llamacpp",
+        model="m.gguf",
+        settings=SETTINGS,
+        system_prompt="Be brief.",
+    )
     got = store.get("alice", created.id)
     assert (got.id, got.owner, got.title, got.backend, got.model) == (
-        created.id, "alice", "Plans", "llamacpp", "m.gguf")
+        created.id,
+        "alice",
+        "Plans",
+        "llamacpp",
+        "m.gguf",
+    )
     assert got.settings == SETTINGS and got.system_prompt == "Be brief."
     assert got.messages == []
     assert got.created_at.tzinfo is not None and got.created_at == created.created_at
@@ -115,8 +137,15 @@ def test_a_reply_is_saved_when_sent_and_when_it_ends(store: ConversationStore) -
     stats = {"completion_tokens": 3, "tokens_per_second": 12.5, "duration": 0.24}
     store.update_message("alice", reply, content="Once upon a", status="stopped", stats=stats)
     steps = [{"thought": "search", "tool": "web_search", "observation": "..."}]
-    failed = store.add_message("alice", chat, "assistant", "Partial", status="error",
-                               stats={"error": "server went away"}, steps=steps)
+    failed = store.add_message(
+        "alice",
+        chat,
+        "assistant",
+        "Partial",
+        status="error",
+        stats={"error": "server went away"},
+        steps=steps,
+    )
     messages = store.get("alice", chat).messages
     assert [m.id for m in messages] == [question, reply, failed]
     assert [(m.role, m.content, m.status) for m in messages] == [
@@ -130,12 +159,23 @@ def test_a_reply_is_saved_when_sent_and_when_it_ends(store: ConversationStore) -
 
 def test_update_message_keeps_fields_not_given(store: ConversationStore) -> None:
     chat = new_chat(store)
-    reply = store.add_message("alice", chat, "assistant", "Hel", status="stopped",
-                              stats={"completion_tokens": 1}, steps=[{"n": 1}])
+    reply = store.add_message(
+        "alice",
+        chat,
+        "assistant",
+        "Hel",
+        status="stopped",
+        stats={"completion_tokens": 1},
+        steps=[{"n": 1}],
+    )
     store.update_message("alice", reply, content="Hello")
     (message,) = store.get("alice", chat).messages
     assert (message.content, message.status, message.stats, message.steps) == (
-        "Hello", "stopped", {"completion_tokens": 1}, [{"n": 1}])
+        "Hello",
+        "stopped",
+        {"completion_tokens": 1},
+        [{"n": 1}],
+    )
 
 
 def test_bad_role_or_status_is_refused(store: ConversationStore) -> None:
@@ -149,8 +189,10 @@ def test_bad_role_or_status_is_refused(store: ConversationStore) -> None:
 
 def test_delete_messages_from_removes_that_one_and_later(store: ConversationStore) -> None:
     chat = new_chat(store)
-    ids = [store.add_message("alice", chat, role, f"m{i}")
-           for i, role in enumerate(["user", "assistant", "user", "assistant"])]
+    ids = [
+        store.add_message("alice", chat, role, f"m{i}")
+        for i, role in enumerate(["user", "assistant", "user", "assistant"])
+    ]
     store.delete_messages_from("alice", chat, ids[2])
     assert [m.content for m in store.get("alice", chat).messages] == ["m0", "m1"]
     other = new_chat(store)
@@ -163,16 +205,27 @@ def test_rename_and_update_settings(store: ConversationStore) -> None:
     chat = new_chat(store)
     before = store.get("alice", chat).updated_at
     store.rename("alice", chat, "  A   better\ntitle ")
-    store.update_settings("alice", chat, model="other", settings={"temperature": 0.0},
-                          system_prompt="Answer in French.")
+    store.update_settings(
+        "alice",
+        chat,
+        model="other",
+        settings={"temperature": 0.0},
+        system_prompt="Answer in French.",
+    )
     got = store.get("alice", chat)
     assert (got.title, got.backend, got.model, got.settings, got.system_prompt) == (
-        "A better title", "echo", "other", {"temperature": 0.0}, "Answer in French.")
+        "A better title",
+        "echo",
+        "other",
+        {"temperature": 0.0},
+        "Answer in French.",
+    )
     assert got.updated_at > before
 
 
-def test_delete_removes_the_conversation_and_its_messages(store: ConversationStore,
-                                                          store_url: str) -> None:
+def test_delete_removes_the_conversation_and_its_messages(
+    store: ConversationStore, store_url: str
+) -> None:
     chat, kept = new_chat(store), new_chat(store)
     store.add_message("alice", chat, "user", "bye")
     store.add_message("alice", kept, "user", "stay")
@@ -204,7 +257,10 @@ def test_owners_never_see_each_others_conversations(store: ConversationStore) ->
     assert store.list("bob") == [] and store.list("bob", search="secret") == []
     got = store.get("alice", chat)
     assert (got.title, got.system_prompt, [m.content for m in got.messages]) == (
-        "secret", "", ["my secret"])
+        "secret",
+        "",
+        ["my secret"],
+    )
 
 
 def test_missing_ids_are_not_found(store: ConversationStore) -> None:
@@ -224,13 +280,23 @@ def test_resolve_id_from_a_prefix(store: ConversationStore) -> None:
 
 def test_export_then_import_round_trips_exactly(store: ConversationStore) -> None:
     chat = new_chat(store, title="Round trip", system_prompt="Be kind.")
-    store.add_message("alice", chat, "user", "Hi ✓ \"quoted\"\nsecond line")
+    store.add_message("alice", chat, "user", 'Hi ✓ "quoted"\nsecond line')
     reply = store.add_message("alice", chat, "assistant", "")
-    store.update_message("alice", reply, content="Partial", status="stopped",
-                         stats={"completion_tokens": 2, "tokens_per_second": 3.5,
-                                "nested": [1, None]})
-    store.add_message("alice", chat, "assistant", "Oops", status="error",
-                      steps=[{"tool": "calculator", "input": {"expression": "2+2"}, "output": "4"}])
+    store.update_message(
+        "alice",
+        reply,
+        content="Partial",
+        status="stopped",
+        stats={"completion_tokens": 2, "tokens_per_second": 3.5, "nested": [1, None]},
+    )
+    store.add_message(
+        "alice",
+        chat,
+        "assistant",
+        "Oops",
+        status="error",
+        steps=[{"tool": "calculator", "input": {"expression": "2+2"}, "output": "4"}],
+    )
     exported = store.export_json("alice", chat)
     document = json.loads(json.dumps(exported))  # what a file holds
     copy = store.import_json("bob", document)
@@ -241,14 +307,18 @@ def test_export_then_import_round_trips_exactly(store: ConversationStore) -> Non
     assert store.get("bob", copy).owner == "bob"
 
 
-@pytest.mark.parametrize("data, problem", [
-    ([1, 2], "not a mixchat conversation export"),
-    ({"hello": "world"}, "not a mixchat conversation export"),
-    ({"format": "mixchat.conversation", "version": 99}, "version 99"),
-    ({"format": "mixchat.conversation", "version": 1, "title": "t"}, "created_at"),
-])
-def test_import_refuses_files_not_ours(store: ConversationStore, data: object,
-                                       problem: str) -> None:
+@pytest.mark.parametrize(
+    "data, problem",
+    [
+        ([1, 2], "not a mixchat conversation export"),
+        ({"hello": "world"}, "not a mixchat conversation export"),
+        ({"format": "mixchat.conversation", "version": 99}, "version 99"),
+        ({"format": "mixchat.conversation", "version": 1, "title": "t"}, "created_at"),
+    ],
+)
+def test_import_refuses_files_not_ours(
+    store: ConversationStore, data: object, problem: str
+) -> None:
     with pytest.raises(StoreError, match=problem):
         store.import_json("alice", data)
     assert store.list("alice") == []
@@ -265,8 +335,14 @@ def test_import_refuses_a_bad_message(store: ConversationStore) -> None:
 def test_markdown_export(store: ConversationStore) -> None:
     chat = new_chat(store, title="Cooking", system_prompt="You are a chef.")
     store.add_message("alice", chat, "user", "Pasta?")
-    store.add_message("alice", chat, "assistant", "Boil water", status="stopped",
-                      stats={"completion_tokens": 2, "tokens_per_second": 10.0})
+    store.add_message(
+        "alice",
+        chat,
+        "assistant",
+        "Boil water",
+        status="stopped",
+        stats={"completion_tokens": 2, "tokens_per_second": 10.0},
+    )
     markdown = store.export_markdown("alice", chat)
     assert markdown.startswith("# Cooking\n")
     assert "*echo · echo · " in markdown
@@ -313,12 +389,17 @@ def test_an_old_database_upgrades_on_open(store_url: str) -> None:
     first = MIGRATIONS[0][0]
     assert migrate(engine, until=first) == [first]
     with engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO conversations (id, owner, title, created_at, updated_at, backend, model,"
-            " settings, system_prompt) VALUES (:id, 'alice', 'Old', :now, :now, 'echo',"
-            " NULL, '{}', '')"), {"id": "ab" + "0" * 30, "now": "2024-01-02 03:04:05"})
+        connection.execute(
+            text(
+                "INSERT INTO conversations (id, owner, title, created_at, updated_at, backend, model,"
+                " settings, system_prompt) VALUES (:id, 'alice', 'Old', :now, :now, 'echo',"
+                " NULL, '{}', '')"
+            ),
+            {"id": "ab" + "0" * 30, "now": "2024-01-02 03:04:05"},
+        )
         assert "ix_conversations_owner_updated" not in {
-            i["name"] for i in inspect(connection).get_indexes("conversations")}
+            i["name"] for i in inspect(connection).get_indexes("conversations")
+        }
     engine.dispose()
     with ConversationStore(store_url) as store:
         with store.engine.connect() as connection:
@@ -364,15 +445,20 @@ def test_title_from() -> None:
 
 
 def test_sqlite_is_shared_safely(tmp_path: Path) -> None:
-    with ConversationStore(f"sqlite:///{tmp_path / 'm.db'}") as store, \
-            store.engine.connect() as connection:
-        pragmas = {name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
-                   for name in ("journal_mode", "foreign_keys", "busy_timeout")}
+    with (
+        ConversationStore(f"sqlite:///{tmp_path / 'm.db'}") as store,
+        store.engine.connect() as connection,
+    ):
+        pragmas = {
+            name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "foreign_keys", "busy_timeout")
+        }
     assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10000}
 
 
-def test_default_database_lives_in_the_data_dir(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_database_lives_in_the_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("MIXCHAT_DATABASE_URL", raising=False)
     monkeypatch.setenv("MIXCHAT_CONFIG", str(tmp_path / "absent.toml"))
     settings = load_settings(data_dir=tmp_path / "new" / "dir")
@@ -395,8 +481,12 @@ WRITER = textwrap.dedent("""
 
 
 def start_writer(url: str, chat: str, name: str, count: int) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", WRITER, url, chat, name, str(count)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, url, chat, name, str(count)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_sigkill_mid_write_loses_nothing_committed(tmp_path: Path) -> None:
@@ -419,12 +509,17 @@ def test_sigkill_mid_write_loses_nothing_committed(tmp_path: Path) -> None:
     for message_id, index in committed.items():
         message = messages.pop(message_id)
         assert (message.content, message.status, message.stats) == (
-            f"w {index} " * 50, "complete", {"completion_tokens": index})
+            f"w {index} " * 50,
+            "complete",
+            {"completion_tokens": index},
+        )
     # At most the one being written when killed: saved as sent, or saved whole.
     assert len(messages) <= 1
     for message in messages.values():
         assert (message.content, message.status) in [
-            ("", "stopped"), (f"w {len(committed)} " * 50, "complete")]
+            ("", "stopped"),
+            (f"w {len(committed)} " * 50, "complete"),
+        ]
 
 
 def test_two_processes_write_one_file_at_once(tmp_path: Path) -> None:
@@ -494,10 +589,13 @@ def test_a_server_that_goes_down_is_reported_then_used_again() -> None:
         assert [m.content for m in store.get("alice", chat).messages] == ["back"]
 
 
-@pytest.mark.parametrize("url, problem", [
-    ("not a url", "invalid database URL"),
-    ("mysql://root:pw@localhost/chats", "unsupported database"),
-])
+@pytest.mark.parametrize(
+    "url, problem",
+    [
+        ("not a url", "invalid database URL"),
+        ("mysql://root:pw@localhost/chats", "unsupported database"),
+    ],
+)
 def test_a_bad_url_is_reported(url: str, problem: str) -> None:
     with pytest.raises(StoreError, match=problem) as raised:
         ConversationStore(url)

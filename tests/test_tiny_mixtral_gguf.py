@@ -152,7 +152,9 @@ def test_pitfall_tokenizing_the_prompt_text_adds_stray_spaces(llm: llama_cpp.Lla
     pieces encoded one by one (mistral-common) have none."""
     ids = mixtral_token_ids(HI)
     assert llm.tokenize(b"<s> [INST] Hi [/INST]", add_bos=False, special=True) == [
-        1, SPACE, *ids[1:]
+        1,
+        SPACE,
+        *ids[1:],
     ]
     # The text without "<s> " and llama.cpp's own BOS: right for a single turn only.
     assert llm.tokenize(b"[INST] Hi [/INST]", add_bos=True, special=True) == ids
@@ -161,7 +163,11 @@ def test_pitfall_tokenizing_the_prompt_text_adds_stray_spaces(llm: llama_cpp.Lla
     eos = ids.index(2)
     text = mixtral_prompt(turns).encode()
     assert llm.tokenize(text, add_bos=False, special=True) == [
-        1, SPACE, *ids[1 : eos + 1], SPACE, *ids[eos + 1 :]
+        1,
+        SPACE,
+        *ids[1 : eos + 1],
+        SPACE,
+        *ids[eos + 1 :],
     ]
 
 

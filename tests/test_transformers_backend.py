@@ -100,7 +100,9 @@ def text_of(events: list[Any]) -> str:
 
 def mistral_common_ids(messages: list[dict[str, str]]) -> list[int]:
     kinds = {"system": SystemMessage, "user": UserMessage, "assistant": AssistantMessage}
-    request = ChatCompletionRequest(messages=[kinds[m["role"]](content=m["content"]) for m in messages])
+    request = ChatCompletionRequest(
+        messages=[kinds[m["role"]](content=m["content"]) for m in messages]
+    )
     return MistralTokenizer.v1().encode_chat_completion(request).tokens
 
 
@@ -111,7 +113,9 @@ async def test_streams_several_chunks_before_generation_ends(backend: Any) -> No
     recorder = Recorder(backend._model)
     arrivals: list[float] = []
     events: list[Any] = []
-    async for event in backend.stream(ChatRequest(HI, params=GREEDY.model_copy(update={"max_tokens": 100}))):
+    async for event in backend.stream(
+        ChatRequest(HI, params=GREEDY.model_copy(update={"max_tokens": 100}))
+    ):
         if isinstance(event, TextDelta):
             arrivals.append(time.perf_counter())
         events.append(event)
@@ -142,7 +146,9 @@ async def test_cancel_after_first_chunk_stops_generation_promptly(backend: Any) 
 
 async def test_leaving_the_stream_stops_generation_through_the_stop_event(backend: Any) -> None:
     recorder = Recorder(backend._model)
-    stream = backend._generate(ChatRequest(HI, params=SamplingParams(temperature=0, max_tokens=1500)))
+    stream = backend._generate(
+        ChatRequest(HI, params=SamplingParams(temperature=0, max_tokens=1500))
+    )
     async for event in stream:
         if isinstance(event, TextDelta):
             break
@@ -157,8 +163,12 @@ def test_the_cancel_token_alone_stops_generate(backend: Any) -> None:
     recorder = Recorder(backend._model)
     cancel = CancelToken()
     ids = mistral_common_ids(HI)
-    items = list(_cancel_after_first(backend._produce(
-        ids, SamplingParams(temperature=0), 1500, cancel, threading.Event()), cancel))
+    items = list(
+        _cancel_after_first(
+            backend._produce(ids, SamplingParams(temperature=0), 1500, cancel, threading.Event()),
+            cancel,
+        )
+    )
     assert recorder.new_tokens[0] < 30
     assert isinstance(items[-1], Usage) and items[-1].completion_tokens == recorder.new_tokens[0]
 
@@ -209,9 +219,16 @@ def test_the_hf_tokenizer_alone_would_give_other_ids(model_dir: Path) -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    assert tokenizer.convert_ids_to_tokens(tokenizer.encode("  Hi", add_special_tokens=False)) == ["▁▁", "Hi"]
-    templated = tokenizer.apply_chat_template(CONVERSATIONS[0], tokenize=False, add_generation_prompt=True)
-    assert tokenizer(templated, add_special_tokens=False)["input_ids"] != mistral_common_ids(CONVERSATIONS[0])
+    assert tokenizer.convert_ids_to_tokens(tokenizer.encode("  Hi", add_special_tokens=False)) == [
+        "▁▁",
+        "Hi",
+    ]
+    templated = tokenizer.apply_chat_template(
+        CONVERSATIONS[0], tokenize=False, add_generation_prompt=True
+    )
+    assert tokenizer(templated, add_special_tokens=False)["input_ids"] != mistral_common_ids(
+        CONVERSATIONS[0]
+    )
 
 
 def test_models_without_mistral_vocab_use_their_chat_template() -> None:
@@ -222,7 +239,9 @@ def test_models_without_mistral_vocab_use_their_chat_template() -> None:
     core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<s>"))
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>")
-    tokenizer.chat_template = "{% for m in messages %}<{{ m.role }}> {{ m.content }} {% endfor %}<bot> "
+    tokenizer.chat_template = (
+        "{% for m in messages %}<{{ m.role }}> {{ m.content }} {% endfor %}<bot> "
+    )
     config = type("Config", (), {"model_type": "llama"})()
     prompt_ids = hf.choose_prompt_ids(tokenizer, config, "toy")
     assert prompt_ids([{"role": "user", "content": "hello there"}], "be") == [2, 4, 5, 3, 6]
@@ -258,7 +277,9 @@ async def test_greedy_output_is_deterministic(backend: Any) -> None:
 
 async def test_a_seed_repeats_a_sampled_reply(backend: Any) -> None:
     def sampled(seed: int) -> ChatRequest:
-        return ChatRequest(HI, params=SamplingParams(temperature=1.0, top_k=0, max_tokens=20, seed=seed))
+        return ChatRequest(
+            HI, params=SamplingParams(temperature=1.0, top_k=0, max_tokens=20, seed=seed)
+        )
 
     one = text_of((await collect(backend, sampled(7)))[0])
     again = text_of((await collect(backend, sampled(7)))[0])
@@ -271,7 +292,9 @@ async def test_a_stop_string_ends_the_reply_before_it(backend: Any) -> None:
     words = full.split(" ")
     stop = words[len(words) // 2]
     assert stop
-    events, done = await collect(backend, ChatRequest(HI, params=GREEDY.model_copy(update={"stop": (stop,)})))
+    events, done = await collect(
+        backend, ChatRequest(HI, params=GREEDY.model_copy(update={"stop": (stop,)}))
+    )
     assert text_of(events) == full[: full.index(stop)]
     assert done.finish_reason == "stop" and done.completion_tokens < 40
 
@@ -284,8 +307,12 @@ def test_sampling_parameters_map_to_generate(model_dir: Path) -> None:
     assert greedy == {"max_new_tokens": 10, "do_sample": False, "pad_token_id": 2}
     sampled = hf.generation_kwargs(
         SamplingParams(temperature=0.5, top_p=0.9, top_k=0, repetition_penalty=1.1, stop=("\n",)),
-        7, tokenizer)
-    assert sampled["do_sample"] is True and sampled["temperature"] == 0.5 and sampled["top_p"] == 0.9
+        7,
+        tokenizer,
+    )
+    assert (
+        sampled["do_sample"] is True and sampled["temperature"] == 0.5 and sampled["top_p"] == 0.9
+    )
     assert sampled["top_k"] == 0  # transformers adds no top-k filter for 0
     assert sampled["repetition_penalty"] == 1.1
     assert sampled["stop_strings"] == ["\n"] and sampled["tokenizer"] is tokenizer
@@ -301,7 +328,9 @@ def test_sampling_parameters_map_to_generate(model_dir: Path) -> None:
         (["x\n", "y"], ["\n", "y"], "x"),
     ],
 )
-def test_stop_text_cuts_at_the_first_stop_string(chunks: list[str], stops: list[str], shown: str) -> None:
+def test_stop_text_cuts_at_the_first_stop_string(
+    chunks: list[str], stops: list[str], shown: str
+) -> None:
     cutter = StopText(stops)
     assert "".join(cutter.feed(chunk) for chunk in chunks) + cutter.flush() == shown
 
@@ -334,8 +363,9 @@ async def test_a_directory_that_is_not_a_saved_model_says_so(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("kind", ["4bit", "8bit"])
 async def test_bitsandbytes_on_a_cpu_says_what_to_do(model_dir: Path, kind: str) -> None:
-    backend = TransformersBackend(load_settings(backend="transformers", model=str(model_dir),
-                                                quantization=kind))
+    backend = TransformersBackend(
+        load_settings(backend="transformers", model=str(model_dir), quantization=kind)
+    )
     _, done = await collect(backend, ChatRequest(HI))
     assert done.error_type == "ConfigError"
     assert f"quantization={kind} needs a CUDA GPU" in done.error
@@ -356,19 +386,26 @@ async def test_unquantized_fused_experts_are_reported(backend: Any) -> None:
     assert "mlp.experts.gate_up_proj" in notes[0] and "float32" in notes[0]
 
 
-def test_missing_transformers_names_the_extra(monkeypatch: pytest.MonkeyPatch, model_dir: Path) -> None:
+def test_missing_transformers_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, model_dir: Path
+) -> None:
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "transformers" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "transformers" else real(name, *a),
+    )
     with pytest.raises(MissingDependency, match=r"pip install 'mixchat\[transformers\]'"):
         TransformersBackend(load_settings(backend="transformers", model=str(model_dir)))
 
 
 def test_importing_mixchat_and_the_backend_does_not_import_torch() -> None:
-    code = ("import sys, mixchat, mixchat.backends, mixchat.backends.transformers; "
-            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules")
+    code = (
+        "import sys, mixchat, mixchat.backends, mixchat.backends.transformers; "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

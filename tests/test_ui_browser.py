@@ -18,8 +18,14 @@ ECHO_DELAY = 0.005
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("ui"), "--backend", "echo", "--max-tokens", "4096",
-                        echo_delay=ECHO_DELAY) as started:
+    with running_server(
+        tmp_path_factory.mktemp("ui"),
+        "--backend",
+        "echo",
+        "--max-tokens",
+        "4096",
+        echo_delay=ECHO_DELAY,
+    ) as started:
         yield started
 
 
@@ -129,9 +135,11 @@ def test_two_sessions_chat_at_the_same_time(browser: Browser, server: Server) ->
 
 
 def test_html_in_messages_never_runs(session: Session) -> None:
-    attack = ('<img src=x onerror="window.__pwned=1;alert(1)"> '
-              '<script>window.__pwned=2;alert(2)</script> '
-              '[link](javascript:alert(3))')
+    attack = (
+        '<img src=x onerror="window.__pwned=1;alert(1)"> '
+        "<script>window.__pwned=2;alert(2)</script> "
+        "[link](javascript:alert(3))"
+    )
     session.send(attack)
     replies = session.wait_for_replies(1)
     session.page.wait_for_timeout(500)
@@ -172,8 +180,10 @@ def test_a_long_reply_costs_about_its_size_on_the_wire(session: Session) -> None
     session.page.wait_for_timeout(500)
     streamed = session.ws_bytes[0] - streaming_from
     total = session.ws_bytes[0] - before
-    print(f"{len(message)}-character reply: {streamed} bytes streamed "
-          f"({streamed / len(message):.2f}x), {total} bytes with the two new messages")
+    print(
+        f"{len(message)}-character reply: {streamed} bytes streamed "
+        f"({streamed / len(message):.2f}x), {total} bytes with the two new messages"
+    )
     assert streamed <= 3 * len(message)
 
 
@@ -233,8 +243,9 @@ def test_agent_steps_show_as_cards(session: Session) -> None:
     session.screenshot("agent-steps")
 
 
-def test_basic_auth_asks_for_a_login_and_keeps_each_users_chats(browser: Browser,
-                                                                tmp_path: Path) -> None:
+def test_basic_auth_asks_for_a_login_and_keeps_each_users_chats(
+    browser: Browser, tmp_path: Path
+) -> None:
     with running_server(tmp_path, "--backend", "echo", "--basic-auth", "s3cret") as guarded:
         page = browser.new_page()
         page.goto(guarded.url)
@@ -257,8 +268,9 @@ def test_basic_auth_asks_for_a_login_and_keeps_each_users_chats(browser: Browser
 
 @pytest.mark.slow
 def test_reply_streams_from_the_embedded_model(browser: Browser, tmp_path: Path) -> None:
-    with running_server(tmp_path, "--backend", "llamacpp", "--max-tokens", "48",
-                        timeout=120) as embedded:
+    with running_server(
+        tmp_path, "--backend", "llamacpp", "--max-tokens", "48", timeout=120
+    ) as embedded:
         session = open_session(browser, embedded.url)
         welcome = session.texts("message")[0]
         assert "tiny demo model" in welcome

@@ -32,10 +32,13 @@ async def _fresh_backends() -> AsyncIterator[None]:
 
 
 def _settings(tmp_path: Path, **overrides: object) -> Settings:
-    return load_settings(**{"backend": "echo", "echo_delay": 0.0, "data_dir": tmp_path, **overrides})
+    return load_settings(
+        **{"backend": "echo", "echo_delay": 0.0, "data_dir": tmp_path, **overrides}
+    )
 
 
 # -- history and context ---------------------------------------------------------------------
+
 
 def test_history_sends_the_whole_conversation_with_the_system_prompt() -> None:
     history = History([Turn("user", "a"), Turn("assistant", "b"), Turn("user", "c")])
@@ -48,16 +51,24 @@ def test_history_sends_the_whole_conversation_with_the_system_prompt() -> None:
 
 
 def test_history_leaves_out_failed_exchanges_so_roles_alternate() -> None:
-    history = History([Turn("user", "a"), Turn("assistant", "", "error"),
-                       Turn("user", "b"), Turn("assistant", "partial", "stopped"),
-                       Turn("user", "c")])
+    history = History(
+        [
+            Turn("user", "a"),
+            Turn("assistant", "", "error"),
+            Turn("user", "b"),
+            Turn("assistant", "partial", "stopped"),
+            Turn("user", "c"),
+        ]
+    )
     assert [m["content"] for m in history.messages()] == ["b", "partial", "c"]
 
 
 def test_fit_context_drops_the_oldest_pairs_and_keeps_system_and_last() -> None:
-    messages = [{"role": "system", "content": "s"}] + [
-        {"role": role, "content": "x " * 10} for role in ("user", "assistant") * 3
-    ] + [{"role": "user", "content": "last"}]
+    messages = (
+        [{"role": "system", "content": "s"}]
+        + [{"role": role, "content": "x " * 10} for role in ("user", "assistant") * 3]
+        + [{"role": "user", "content": "last"}]
+    )
 
     def count(ms: list[dict[str, str]]) -> int:
         return sum(len(m["content"].split()) for m in ms)
@@ -75,6 +86,7 @@ def test_fit_context_always_keeps_the_last_user_message() -> None:
 
 
 # -- batching -------------------------------------------------------------------------------
+
 
 def test_throttle_shows_the_start_at_once_then_batches() -> None:
     now = [0.0]
@@ -117,13 +129,17 @@ def test_a_1000_token_reply_costs_at_most_3x_its_size(tokens_per_second: int) ->
 
 # -- rendering ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("attack", [
-    '<img src=x onerror="alert(1)">',
-    "<script>alert(1)</script>",
-    '<a href="javascript:alert(1)">x</a>',
-    "[x](javascript:alert(1))",
-    "<svg onload=alert(1)>",
-])
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        '<img src=x onerror="alert(1)">',
+        "<script>alert(1)</script>",
+        '<a href="javascript:alert(1)">x</a>',
+        "[x](javascript:alert(1))",
+        "<svg onload=alert(1)>",
+    ],
+)
 def test_markdown_never_passes_raw_html(attack: str) -> None:
     pane = markdown_pane(f"hello {attack}")
     import html
@@ -148,11 +164,13 @@ def test_code_block_fences_text_that_contains_fences() -> None:
 
 # -- stats and errors -----------------------------------------------------------------------
 
+
 def test_stats_line_has_tokens_speed_first_token_and_reason() -> None:
     done = Done("length", 12, 40, 0.25, 2.0, 21.3)
     line = format_stats(done_stats(done))
-    assert line == ("40 tokens · 21.3 tok/s · first token 0.25 s · total 2.0 s · "
-                    "hit the max new tokens limit")
+    assert line == (
+        "40 tokens · 21.3 tok/s · first token 0.25 s · total 2.0 s · hit the max new tokens limit"
+    )
 
 
 def test_error_advice_says_what_to_do() -> None:
@@ -162,10 +180,16 @@ def test_error_advice_says_what_to_do() -> None:
 
 # -- settings sidebar -----------------------------------------------------------------------
 
+
 def test_sidebar_starts_from_the_tutorials_sampling_defaults(tmp_path: Path) -> None:
     panel = SettingsPanel(_settings(tmp_path))
     params = panel.sampling()
-    assert (params.temperature, params.top_k, params.top_p, params.max_tokens) == (0.7, 50, 0.95, 256)
+    assert (params.temperature, params.top_k, params.top_p, params.max_tokens) == (
+        0.7,
+        50,
+        0.95,
+        256,
+    )
     panel.temperature.value = 1.3
     panel.max_tokens.value = 512
     assert panel.sampling().temperature == 1.3
@@ -196,6 +220,7 @@ def test_switching_backend_drops_the_servers_model(tmp_path: Path) -> None:
 
 # -- the chat callback ----------------------------------------------------------------------
 
+
 def _controller(settings: Settings) -> ChatController:
     return ChatController(SettingsPanel(settings), StoreGateway(settings, "local"))
 
@@ -221,13 +246,15 @@ async def test_a_turn_streams_a_reply_with_stats_and_is_saved(tmp_path: Path) ->
     await _say(chat, "second")
     turns = chat.history.turns
     assert [(t.role, t.content, t.status) for t in turns] == [
-        ("user", "hello there", "complete"), ("assistant", "hello there", "complete"),
-        ("user", "second", "complete"), ("assistant", "second", "complete")]
+        ("user", "hello there", "complete"),
+        ("assistant", "hello there", "complete"),
+        ("user", "second", "complete"),
+        ("assistant", "second", "complete"),
+    ]
     assert turns[-1].stats is not None and turns[-1].stats["completion_tokens"] == 1
     stored = ConversationStore(settings.database).get("local", chat.conversation_id)
     assert stored.title == "hello there"
-    assert [(m.role, m.content) for m in stored.messages] == [
-        (t.role, t.content) for t in turns]
+    assert [(m.role, m.content) for m in stored.messages] == [(t.role, t.content) for t in turns]
     assert stored.messages[-1].stats["finish_reason"] == "stop"
 
 
@@ -358,15 +385,18 @@ async def test_a_bug_ends_the_reply_with_a_clear_error(tmp_path: Path) -> None:
 
 # -- the conversation list ------------------------------------------------------------------
 
+
 def _panel(chat: ChatController) -> ConversationsPanel:
-    panel = ConversationsPanel(chat.gateway, on_open=chat.open, on_new=chat.new_chat,
-                               current=lambda: chat.conversation_id)
+    panel = ConversationsPanel(
+        chat.gateway, on_open=chat.open, on_new=chat.new_chat, current=lambda: chat.conversation_id
+    )
     chat.on_saved = panel.refresh
     return panel
 
 
 async def test_conversations_list_search_rename_and_delete_with_confirmation(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import mixchat.ui.conversations as conversations
 
     monkeypatch.setattr(conversations, "CONFIRM_SECONDS", 0.2)

@@ -1,10 +1,10 @@
 """mixchat: a private, fast chat app and Python library for Mixtral-family models.
 
-    >>> import asyncio, mixchat
-    >>> backend = mixchat.get_backend(mixchat.load_settings(backend="echo"))
-    >>> reply = asyncio.run(backend.complete(mixchat.ChatRequest([{"role": "user", "content": "hi"}])))
-    >>> reply.text
-    'hi'
+>>> import asyncio, mixchat
+>>> backend = mixchat.get_backend(mixchat.load_settings(backend="echo"))
+>>> reply = asyncio.run(backend.complete(mixchat.ChatRequest([{"role": "user", "content": "hi"}])))
+>>> reply.text
+'hi'
 """
 
 from __future__ import annotations

@@ -53,8 +53,9 @@ class SamplingParams(BaseModel):
 
 
 #: Agent defaults, from the agent walkthrough.
-AGENT_SAMPLING = SamplingParams(temperature=0.1, top_p=0.15, top_k=0, max_tokens=512,
-                                repetition_penalty=1.1)
+AGENT_SAMPLING = SamplingParams(
+    temperature=0.1, top_p=0.15, top_k=0, max_tokens=512, repetition_penalty=1.1
+)
 
 BackendName = str  # validated against the registry, which users can extend
 
@@ -70,9 +71,16 @@ class Settings(BaseSettings):
     )
 
     # -- which model answers
-    backend: BackendName = Field("llamacpp", description="echo, llamacpp, transformers, mistral, openai, or a registered one")
-    model: str | None = Field(None, description="GGUF path or Hugging Face repo (llamacpp), model id or directory (transformers), model name (mistral, openai); empty means the backend's default")
-    model_file: str | None = Field(None, description="GGUF file name inside a Hugging Face repo (llamacpp)")
+    backend: BackendName = Field(
+        "llamacpp", description="echo, llamacpp, transformers, mistral, openai, or a registered one"
+    )
+    model: str | None = Field(
+        None,
+        description="GGUF path or Hugging Face repo (llamacpp), model id or directory (transformers), model name (mistral, openai); empty means the backend's default",
+    )
+    model_file: str | None = Field(
+        None, description="GGUF file name inside a Hugging Face repo (llamacpp)"
+    )
     system_prompt: str = Field("", description="system message sent before the conversation")
 
     # -- sampling (defaults: the original tutorial's chat settings)
@@ -85,9 +93,16 @@ class Settings(BaseSettings):
 
     # -- llama.cpp
     n_ctx: int = Field(4096, ge=256, description="context length in tokens (llamacpp)")
-    n_threads: int | None = Field(None, ge=1, description="CPU threads (llamacpp); empty: all cores")
-    n_gpu_layers: int = Field(0, ge=-1, description="layers offloaded to the GPU (llamacpp); -1: all")
-    chat_format: str | None = Field(None, description="prompt format: mixtral, gemma, or a llama-cpp-python chat format; empty: detect")
+    n_threads: int | None = Field(
+        None, ge=1, description="CPU threads (llamacpp); empty: all cores"
+    )
+    n_gpu_layers: int = Field(
+        0, ge=-1, description="layers offloaded to the GPU (llamacpp); -1: all"
+    )
+    chat_format: str | None = Field(
+        None,
+        description="prompt format: mixtral, gemma, or a llama-cpp-python chat format; empty: detect",
+    )
 
     # -- transformers
     device_map: str = Field("auto", description="transformers device map")
@@ -102,9 +117,15 @@ class Settings(BaseSettings):
         description="server URL: an OpenAI-compatible /v1 URL (openai), or server_url (mistral)",
     )
     mistral_api_key: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("mistral_api_key", "MIXCHAT_MISTRAL_API_KEY", "MISTRAL_API_KEY"))
+        None,
+        validation_alias=AliasChoices(
+            "mistral_api_key", "MIXCHAT_MISTRAL_API_KEY", "MISTRAL_API_KEY"
+        ),
+    )
     openai_api_key: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("openai_api_key", "MIXCHAT_OPENAI_API_KEY", "OPENAI_API_KEY"))
+        None,
+        validation_alias=AliasChoices("openai_api_key", "MIXCHAT_OPENAI_API_KEY", "OPENAI_API_KEY"),
+    )
     connect_timeout: float = Field(10.0, gt=0)
     read_timeout: float = Field(120.0, gt=0)
     max_retries: int = Field(3, ge=0, le=10)
@@ -136,7 +157,9 @@ class Settings(BaseSettings):
 
     def sampling(self, **overrides: Any) -> SamplingParams:
         """The request's sampling parameters: these settings, then ``overrides``."""
-        base = {name: getattr(self, name) for name in SamplingParams.model_fields if hasattr(self, name)}
+        base = {
+            name: getattr(self, name) for name in SamplingParams.model_fields if hasattr(self, name)
+        }
         return SamplingParams(**{**base, **overrides})
 
     @property

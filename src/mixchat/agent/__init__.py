@@ -1,9 +1,9 @@
 """The agent: answers by calling tools through the walkthrough's JSON protocol, step by step.
 
-    >>> import mixchat
-    >>> agent = mixchat.Agent(mixchat.get_backend(mixchat.load_settings()))
-    >>> async for event in agent.run("What is the square root of 512 multiplied by 7?"):  # doctest: +SKIP
-    ...     print(event)
+>>> import mixchat
+>>> agent = mixchat.Agent(mixchat.get_backend(mixchat.load_settings()))
+>>> async for event in agent.run("What is the square root of 512 multiplied by 7?"):  # doctest: +SKIP
+...     print(event)
 """
 
 from __future__ import annotations

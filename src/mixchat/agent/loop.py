@@ -63,9 +63,9 @@ class _Turn:
 class Agent:
     """Answers a query by calling tools through the walkthrough's JSON protocol.
 
-        agent = Agent(get_backend(load_settings()))
-        async for event in agent.run("What is the square root of 512 multiplied by 7?"):
-            ...
+    agent = Agent(get_backend(load_settings()))
+    async for event in agent.run("What is the square root of 512 multiplied by 7?"):
+        ...
     """
 
     def __init__(
@@ -105,8 +105,11 @@ class Agent:
     ) -> AsyncIterator[AgentEvent]:
         """Events of one answer; always ends with exactly one :class:`AgentFinished`."""
         cancel = cancel or CancelToken()
-        system = (protocol.native_system_message() if self.native_tools
-                  else protocol.system_message(list(self.tools.values())))
+        system = (
+            protocol.native_system_message()
+            if self.native_tools
+            else protocol.system_message(list(self.tools.values()))
+        )
         memory = Memory(system=system, query=query, history=clean_history(history))
         for step in range(1, self.max_steps + 1):
             yield StepStarted(step)
@@ -121,7 +124,9 @@ class Agent:
 
     # -- one step ----------------------------------------------------------------------------
 
-    async def _step(self, memory: Memory, step: int, cancel: CancelToken) -> AsyncIterator[AgentEvent]:
+    async def _step(
+        self, memory: Memory, step: int, cancel: CancelToken
+    ) -> AsyncIterator[AgentEvent]:
         turn = _Turn()
         request = self._request(memory, cancel, turn)
         async with _closing(self._generate(request, turn)) as events:
@@ -142,8 +147,9 @@ class Agent:
                 yield AgentFinished(turn.answer.text, step, "answer")
                 return
             yield StepError(step, str(error), turn.reply)
-            memory.add(protocol.recorded_reply(turn.reply),
-                       protocol.correction(error, self.tool_names))
+            memory.add(
+                protocol.recorded_reply(turn.reply), protocol.correction(error, self.tool_names)
+            )
             return
         if action.is_final:
             answer = action.input.strip()
@@ -152,8 +158,9 @@ class Agent:
             yield AgentFinished(answer, step, "answer")
             return
         recorded = protocol.recorded_reply(turn.reply)
-        async with _closing(self._use_tool(step, action.tool_name, action.input, cancel, memory,
-                                           recorded)) as events:
+        async with _closing(
+            self._use_tool(step, action.tool_name, action.input, cancel, memory, recorded)
+        ) as events:
             async for event in events:
                 yield event
 
@@ -172,13 +179,19 @@ class Agent:
             yield StepError(step, str(error), recorded)
             memory.add(recorded, protocol.correction(error, self.tool_names))
             return
-        async with _closing(self._use_tool(step, name, _native_input(call), cancel, memory,
-                                           recorded)) as events:
+        async with _closing(
+            self._use_tool(step, name, _native_input(call), cancel, memory, recorded)
+        ) as events:
             async for event in events:
                 yield event
 
     async def _use_tool(
-        self, step: int, name: str, tool_input: str, cancel: CancelToken, memory: Memory,
+        self,
+        step: int,
+        name: str,
+        tool_input: str,
+        cancel: CancelToken,
+        memory: Memory,
         recorded: str,
     ) -> AsyncIterator[AgentEvent]:
         yield ToolCalled(step, name, tool_input)
@@ -215,8 +228,9 @@ class Agent:
 
     # -- model calls -------------------------------------------------------------------------
 
-    def _request(self, memory: Memory, cancel: CancelToken, turn: _Turn,
-                 final: bool = False) -> ChatRequest:
+    def _request(
+        self, memory: Memory, cancel: CancelToken, turn: _Turn, final: bool = False
+    ) -> ChatRequest:
         messages = memory.to_messages(protocol.STEP_LIMIT_NOTE if final else "")
         request = ChatRequest(messages=messages, params=self.params, cancel=cancel)
         if self.native_tools:
@@ -227,7 +241,8 @@ class Agent:
             turn.primer = protocol.FINAL_PRIMER if final else protocol.PRIMER
             request.assistant_prefix = turn.primer
             request.params = self.params.model_copy(
-                update={"stop": (*self.params.stop, "Tool Output:")})
+                update={"stop": (*self.params.stop, "Tool Output:")}
+            )
         return request
 
     async def _generate(self, request: ChatRequest, turn: _Turn) -> AsyncIterator[AgentEvent]:
@@ -265,7 +280,7 @@ def _closing(events: AsyncIterator[AgentEvent]) -> contextlib.aclosing[AsyncIter
 def _unstreamed(turn: _Turn, answer: str) -> str:
     """The part of ``answer`` not streamed yet (all of it if nothing was)."""
     streamed = turn.answer.text
-    return answer[len(streamed):] if answer.startswith(streamed) else ""
+    return answer[len(streamed) :] if answer.startswith(streamed) else ""
 
 
 async def _run_tool(tool: Tool, tool_input: str, cancel: CancelToken) -> str | None:

@@ -19,8 +19,10 @@ class Step:
     feedback: str
 
     def to_messages(self) -> list[Message]:
-        return [{"role": "assistant", "content": self.reply},
-                {"role": "user", "content": self.feedback}]
+        return [
+            {"role": "assistant", "content": self.reply},
+            {"role": "user", "content": self.feedback},
+        ]
 
 
 @dataclass
@@ -35,8 +37,11 @@ class Memory:
 
     def to_messages(self, note: str = "") -> list[Message]:
         """The conversation; ``note`` is appended to its last user turn (the step-limit call)."""
-        messages = [{"role": "system", "content": self.system}, *self.history,
-                    {"role": "user", "content": self.query}]
+        messages = [
+            {"role": "system", "content": self.system},
+            *self.history,
+            {"role": "user", "content": self.query},
+        ]
         for step in self.steps:
             messages += step.to_messages()
         if note:

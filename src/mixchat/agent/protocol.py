@@ -147,8 +147,8 @@ def correction(error: ProtocolError, tool_names: Sequence[str]) -> str:
     """The user turn that tells the model why its reply was not a valid tool call."""
     names = ", ".join(f'"{name}"' for name in [*tool_names, FINAL_ANSWER])
     return (
-        f"Error: {error} Respond with exactly one JSON object with the keys \"tool_name\" "
-        f"(one of {names}) and \"input\" (a string)."
+        f'Error: {error} Respond with exactly one JSON object with the keys "tool_name" '
+        f'(one of {names}) and "input" (a string).'
     )
 
 
@@ -262,8 +262,16 @@ class AnswerStream:
 
     _NAME = re.compile(r'"tool_name"\s*:\s*"([^"\\]*)"')
     _INPUT = re.compile(r'"input"\s*:\s*"')
-    _ESCAPES: ClassVar[dict[str, str]] = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
-                "t": "\t"}
+    _ESCAPES: ClassVar[dict[str, str]] = {
+        '"': '"',
+        "\\": "\\",
+        "/": "/",
+        "b": "\b",
+        "f": "\f",
+        "n": "\n",
+        "r": "\r",
+        "t": "\t",
+    }
 
     def __init__(self) -> None:
         self.position: int | None = None
@@ -316,7 +324,7 @@ class AnswerStream:
             return "", 0
         code = reply[index + 1]
         if code == "u":
-            digits = reply[index + 2: index + 6]
+            digits = reply[index + 2 : index + 6]
             if len(digits) < 4:
                 return "", 0
             try:

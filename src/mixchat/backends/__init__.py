@@ -47,9 +47,7 @@ def backend_class(name: str) -> type[Backend]:
     try:
         entry = _REGISTRY[name]
     except KeyError:
-        raise ConfigError(
-            f"unknown backend {name!r}: choose one of {', '.join(names())}"
-        ) from None
+        raise ConfigError(f"unknown backend {name!r}: choose one of {', '.join(names())}") from None
     if isinstance(entry, str):
         module_name, _, class_name = entry.partition(":")
         entry = getattr(importlib.import_module(module_name), class_name)

@@ -165,7 +165,9 @@ class Backend(ABC):
         """Slow set-up (weights, clients); run blocking parts with ``asyncio.to_thread``."""
 
     @abstractmethod
-    def _generate(self, request: ChatRequest) -> AsyncIterator[TextDelta | Queued | Usage | ToolCall]:
+    def _generate(
+        self, request: ChatRequest
+    ) -> AsyncIterator[TextDelta | Queued | Usage | ToolCall]:
         """Stream the reply. Stop promptly when ``request.cancel`` is set or on ``aclose()``."""
 
     async def aclose(self) -> None:
@@ -185,7 +187,9 @@ class Backend(ABC):
         meter = _Meter()
         try:
             # aclosing: a reader that stops early closes the backend now, not when collected.
-            async with contextlib.aclosing(_until_cancelled(self._generate(request), request.cancel)) as events:
+            async with contextlib.aclosing(
+                _until_cancelled(self._generate(request), request.cancel)
+            ) as events:
                 async for event in events:
                     if isinstance(event, TextDelta):
                         if event.text:

@@ -72,7 +72,9 @@ def download_gguf(repo: str, filename: str) -> Path:
     except EntryNotFoundError:
         raise ModelLoadError(f"{repo} has no file {filename}") from None
     except RepositoryNotFoundError:
-        raise ModelLoadError(f"no Hugging Face repo {repo} (or it is private: log in with `hf auth login`)") from None
+        raise ModelLoadError(
+            f"no Hugging Face repo {repo} (or it is private: log in with `hf auth login`)"
+        ) from None
     except OSError as exc:
         raise ModelLoadError(f"cannot download {filename} from {repo}: {exc}") from None
 

@@ -76,8 +76,15 @@ class LlamaCppBackend(Backend):
 
     @classmethod
     def instance_key(cls, settings: Settings) -> Hashable:
-        return (cls.name, settings.model, settings.model_file, settings.n_ctx,
-                settings.n_gpu_layers, settings.n_threads, settings.chat_format)
+        return (
+            cls.name,
+            settings.model,
+            settings.model_file,
+            settings.n_ctx,
+            settings.n_gpu_layers,
+            settings.n_threads,
+            settings.chat_format,
+        )
 
     @property
     def is_embedded(self) -> bool:
@@ -108,8 +115,12 @@ class LlamaCppBackend(Backend):
         )
         self._llm = await asyncio.get_running_loop().run_in_executor(self._executor, self._open)
         self.format_name, self._format = _choose_format(self._llm, self.settings.chat_format)
-        log.info("loaded %s (%s prompt format, %d context)", self.path, self.format_name,
-                 self._llm.n_ctx())
+        log.info(
+            "loaded %s (%s prompt format, %d context)",
+            self.path,
+            self.format_name,
+            self._llm.n_ctx(),
+        )
 
     def _open(self) -> Any:
         llama_cpp = _import_llama_cpp()
@@ -119,7 +130,9 @@ class LlamaCppBackend(Backend):
                 n_ctx=self.settings.n_ctx,
                 n_threads=self.settings.n_threads or os.cpu_count() or 1,
                 n_gpu_layers=self.settings.n_gpu_layers,
-                seed=self.settings.seed if self.settings.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED,
+                seed=self.settings.seed
+                if self.settings.seed is not None
+                else llama_cpp.LLAMA_DEFAULT_SEED,
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:
@@ -157,14 +170,18 @@ class LlamaCppBackend(Backend):
             async for position in turns:
                 yield Queued(position)
         try:
-            produce = functools.partial(self._produce, tokens, request, min(room, request.params.max_tokens))
+            produce = functools.partial(
+                self._produce, tokens, request, min(room, request.params.max_tokens)
+            )
             async with contextlib.aclosing(iterate_in_thread(produce, self._executor)) as items:
                 async for item in items:
                     yield item
         finally:
             self._queue.release()
 
-    def _produce(self, tokens: Tokens, request: ChatRequest, max_tokens: int, stop: Event) -> Iterator[TextDelta | Usage]:
+    def _produce(
+        self, tokens: Tokens, request: ChatRequest, max_tokens: int, stop: Event
+    ) -> Iterator[TextDelta | Usage]:
         """Runs in the worker thread: stream one completion, stop at once when asked."""
         params = request.params
         generated = 0
@@ -200,11 +217,16 @@ class LlamaCppBackend(Backend):
         finally:
             chunks.close()
         # The criterion also sees the one token sampled past max_tokens, which is dropped.
-        yield Usage(prompt_tokens=len(tokens), completion_tokens=min(generated, max_tokens),
-                    finish_reason="length" if finish == "length" else "stop")
+        yield Usage(
+            prompt_tokens=len(tokens),
+            completion_tokens=min(generated, max_tokens),
+            finish_reason="length" if finish == "length" else "stop",
+        )
 
     def _stop_strings(self) -> list[str]:
-        return {"gemma": ["<end_of_turn>"], "transcript": [TRANSCRIPT_STOP]}.get(self.format_name, [])
+        return {"gemma": ["<end_of_turn>"], "transcript": [TRANSCRIPT_STOP]}.get(
+            self.format_name, []
+        )
 
     async def aclose(self) -> None:
         llm, self._llm = self._llm, None

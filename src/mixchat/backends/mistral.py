@@ -54,8 +54,9 @@ class MistralBackend(RemoteBackend[Mistral]):
     )
     capabilities = frozenset({Capability.JSON_MODE, Capability.TOOL_CALLING})
     api_key_field = "mistral_api_key"
-    api_key_hint = ("check MISTRAL_API_KEY, mistral_api_key in the config file, "
-                    "or the key entered in the app")
+    api_key_hint = (
+        "check MISTRAL_API_KEY, mistral_api_key in the config file, or the key entered in the app"
+    )
 
     @property
     def server(self) -> str:
@@ -67,8 +68,10 @@ class MistralBackend(RemoteBackend[Mistral]):
 
     async def _load(self) -> None:
         if not self.api_key and not self.settings.base_url:
-            raise ConfigError("no Mistral API key: set MISTRAL_API_KEY, add mistral_api_key "
-                              "to the config file, or enter it in the app")
+            raise ConfigError(
+                "no Mistral API key: set MISTRAL_API_KEY, add mistral_api_key "
+                "to the config file, or enter it in the app"
+            )
 
     def _make_client(self) -> Mistral:
         return Mistral(
@@ -87,10 +90,14 @@ class MistralBackend(RemoteBackend[Mistral]):
         """The SDK call's arguments: only fields the Mistral API accepts."""
         messages: list[dict[str, Any]] = list(request.messages)
         if request.assistant_prefix:
-            messages.append({"role": "assistant", "content": request.assistant_prefix,
-                             "prefix": True})
-        arguments: dict[str, Any] = {"model": self.model_name, "messages": messages,
-                                     **sampling_fields(request.params, seed_field="random_seed")}
+            messages.append(
+                {"role": "assistant", "content": request.assistant_prefix, "prefix": True}
+            )
+        arguments: dict[str, Any] = {
+            "model": self.model_name,
+            "messages": messages,
+            **sampling_fields(request.params, seed_field="random_seed"),
+        }
         if request.json_schema is not None:
             arguments["response_format"] = {"type": "json_object"}
         if request.tools:
@@ -108,8 +115,10 @@ class MistralBackend(RemoteBackend[Mistral]):
     def _unknown_model(self, status: HttpStatus, reason: str) -> str | None:
         if status.code not in (400, 404) or not _says_invalid_model(status.body, reason):
             return None
-        return (f"{self.server} does not know the model {self.model_name!r} (it may have been "
-                f"retired): use one of {', '.join(RECOMMENDED)}, or see `mixchat models`")
+        return (
+            f"{self.server} does not know the model {self.model_name!r} (it may have been "
+            f"retired): use one of {', '.join(RECOMMENDED)}, or see `mixchat models`"
+        )
 
 
 def _server_url(base_url: str | None) -> str | None:

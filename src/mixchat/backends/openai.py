@@ -28,8 +28,14 @@ except ImportError as error:  # pragma: no cover - openai is a core dependency
 NO_KEY = "not-needed"
 #: Fields outside the OpenAI API that the servers we target understand; a server that rejects
 #: one of them by name gets requests without any of them from then on.
-EXTRA_FIELDS = ("top_k", "repetition_penalty", "repeat_penalty", "stream_options",
-                "continue_final_message", "add_generation_prompt")
+EXTRA_FIELDS = (
+    "top_k",
+    "repetition_penalty",
+    "repeat_penalty",
+    "stream_options",
+    "continue_final_message",
+    "add_generation_prompt",
+)
 
 
 @dataclass(frozen=True)
@@ -42,8 +48,11 @@ class Dialect:
     def fallback(self, reason: str, wants_schema: bool) -> Dialect | None:
         """The next thing to try after a rejection for ``reason``; None: nothing left."""
         reason = reason.lower()
-        if (wants_schema and self.schema_format == "json_schema"
-                and ("response_format" in reason or "json_schema" in reason)):
+        if (
+            wants_schema
+            and self.schema_format == "json_schema"
+            and ("response_format" in reason or "json_schema" in reason)
+        ):
             return replace(self, schema_format="json_object")  # llama-cpp-python's form
         if self.extras and any(name in reason for name in EXTRA_FIELDS):
             return replace(self, extras=False)
@@ -53,11 +62,13 @@ class Dialect:
 class OpenAIBackend(RemoteBackend[AsyncOpenAI]):
     name = "openai"
     default_model = None  # the server's first model
-    capabilities = frozenset({Capability.JSON_SCHEMA, Capability.JSON_MODE,
-                              Capability.TOOL_CALLING})
+    capabilities = frozenset(
+        {Capability.JSON_SCHEMA, Capability.JSON_MODE, Capability.TOOL_CALLING}
+    )
     api_key_field = "openai_api_key"
-    api_key_hint = ("check OPENAI_API_KEY, openai_api_key in the config file, "
-                    "or the key entered in the app")
+    api_key_hint = (
+        "check OPENAI_API_KEY, openai_api_key in the config file, or the key entered in the app"
+    )
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -83,8 +94,10 @@ class OpenAIBackend(RemoteBackend[AsyncOpenAI]):
 
     async def _load(self) -> None:
         if not self.base_url and not self.api_key:
-            raise ConfigError("the openai backend needs a server URL: set --base-url (for "
-                              "example http://127.0.0.1:8000/v1 for vLLM) or OPENAI_BASE_URL")
+            raise ConfigError(
+                "the openai backend needs a server URL: set --base-url (for "
+                "example http://127.0.0.1:8000/v1 for vLLM) or OPENAI_BASE_URL"
+            )
         if not self._model:
             await self._discover_model()
 
@@ -100,15 +113,21 @@ class OpenAIBackend(RemoteBackend[AsyncOpenAI]):
         """Use the first model the server lists (servers that serve one model list just it)."""
         listed = await self._listed_models()
         if not listed:
-            raise ConfigError(f"{self.server} lists no models: set the model name "
-                              "(--model, or model in the config file)")
+            raise ConfigError(
+                f"{self.server} lists no models: set the model name "
+                "(--model, or model in the config file)"
+            )
         self._model = listed[0].id
         length = (listed[0].model_extra or {}).get("max_model_len")  # vLLM says it
         self._context_length = length if isinstance(length, int) else None
 
     def _make_client(self) -> AsyncOpenAI:
-        return AsyncOpenAI(api_key=self.api_key or NO_KEY, base_url=self.base_url,
-                           timeout=self.timeout, max_retries=0)
+        return AsyncOpenAI(
+            api_key=self.api_key or NO_KEY,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            max_retries=0,
+        )
 
     async def _close_client(self, client: AsyncOpenAI) -> None:
         await client.close()
@@ -119,7 +138,8 @@ class OpenAIBackend(RemoteBackend[AsyncOpenAI]):
         while True:
             try:
                 stream = await self.client().chat.completions.create(
-                    **self._arguments(request, dialect))
+                    **self._arguments(request, dialect)
+                )
             except APIStatusError as exc:
                 # Some servers answer 500, not 400, to a field they do not know: the reason decides.
                 error = self.failure(exc, streaming=False).error
@@ -133,13 +153,19 @@ class OpenAIBackend(RemoteBackend[AsyncOpenAI]):
 
     def _arguments(self, request: ChatRequest, dialect: Dialect) -> dict[str, Any]:
         messages: list[dict[str, Any]] = list(request.messages)
-        extras: dict[str, Any] = {"stream_options": {"include_usage": True},
-                                  **_extra_sampling(request.params)}
+        extras: dict[str, Any] = {
+            "stream_options": {"include_usage": True},
+            **_extra_sampling(request.params),
+        }
         if request.assistant_prefix:  # vLLM's way to continue a reply; others start a new turn
             messages.append({"role": "assistant", "content": request.assistant_prefix})
             extras.update(continue_final_message=True, add_generation_prompt=False)
-        arguments: dict[str, Any] = {"model": self._model, "messages": messages, "stream": True,
-                                     **sampling_fields(request.params, seed_field="seed")}
+        arguments: dict[str, Any] = {
+            "model": self._model,
+            "messages": messages,
+            "stream": True,
+            **sampling_fields(request.params, seed_field="seed"),
+        }
         if request.json_schema is not None:
             arguments["response_format"] = _response_format(request.json_schema, dialect)
         if request.tools:
@@ -157,8 +183,10 @@ class OpenAIBackend(RemoteBackend[AsyncOpenAI]):
         if status.code != 404 or "model" not in reason.lower():
             return None
         listing = f"{display_url(self.base_url or '')}/models"
-        return (f"{self.server} has no model {self._model!r} ({reason}): leave the model empty "
-                f"to use the server's first one, or pick one from {listing}")
+        return (
+            f"{self.server} has no model {self._model!r} ({reason}): leave the model empty "
+            f"to use the server's first one, or pick one from {listing}"
+        )
 
 
 def _extra_sampling(params: SamplingParams) -> dict[str, Any]:
@@ -184,4 +212,3 @@ def _v1_url(base_url: str | None) -> str | None:
         return None
     url = base_url.rstrip("/")
     return url + "/v1" if urlsplit(url).path in ("", "/") else url
-

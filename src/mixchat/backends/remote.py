@@ -56,7 +56,8 @@ T = TypeVar("T")
 #: Answers worth trying again: rate limits and a server that is (briefly) failing.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _OVERFLOW = re.compile(
-    r"context (length|window|size)|too many tokens|exceeds? the (model|context)", re.IGNORECASE)
+    r"context (length|window|size)|too many tokens|exceeds? the (model|context)", re.IGNORECASE
+)
 _MAX_REASON = 240
 
 
@@ -191,8 +192,15 @@ class RemoteBackend(Backend, Generic[ClientT]):
     def instance_key(cls, settings: Settings) -> Hashable:
         secret = getattr(settings, cls.api_key_field)
         key = secret.get_secret_value() if secret else None
-        return (cls.name, settings.model, settings.base_url, key_fingerprint(key),
-                settings.connect_timeout, settings.read_timeout, settings.max_retries)
+        return (
+            cls.name,
+            settings.model,
+            settings.base_url,
+            key_fingerprint(key),
+            settings.connect_timeout,
+            settings.read_timeout,
+            settings.max_retries,
+        )
 
     @property
     def api_key(self) -> str | None:
@@ -273,8 +281,13 @@ class RemoteBackend(Backend, Generic[ClientT]):
                 delay = self.retry.delay(tries, failure)
                 if delay is None:
                     raise self._given_up(failure, tries) from exc
-                log.info("%s; retrying in %.2f s (retry %d of %d)", failure.error, delay,
-                         tries + 1, self.retry.max_retries)
+                log.info(
+                    "%s; retrying in %.2f s (retry %d of %d)",
+                    failure.error,
+                    delay,
+                    tries + 1,
+                    self.retry.max_retries,
+                )
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -306,25 +319,39 @@ class RemoteBackend(Backend, Generic[ClientT]):
             return self._status_failure(status)
         transport = _transport_error(exc)
         if isinstance(transport, httpx2.ConnectTimeout):
-            return Failure(Timeout(
-                f"could not connect to {self.server} within {self.settings.connect_timeout:g} s "
-                "(connect_timeout): is the host right and reachable?"))
+            return Failure(
+                Timeout(
+                    f"could not connect to {self.server} within {self.settings.connect_timeout:g} s "
+                    "(connect_timeout): is the host right and reachable?"
+                )
+            )
         if isinstance(transport, httpx2.TimeoutException):
-            return Failure(Timeout(
-                f"{self.server} sent nothing for {self.settings.read_timeout:g} s (read_timeout): "
-                "it may be overloaded; try again, or raise read_timeout"))
+            return Failure(
+                Timeout(
+                    f"{self.server} sent nothing for {self.settings.read_timeout:g} s (read_timeout): "
+                    "it may be overloaded; try again, or raise read_timeout"
+                )
+            )
         if isinstance(transport, httpx2.ConnectError):
             cause = re.sub(r"^\[Errno -?\d+\]\s*", "", str(transport)) or "connection failed"
-            return Failure(Unreachable(
-                f"cannot connect to {self.server}: {one_line(cause, self.api_key).lower()}; "
-                "is it running, and is the URL right?"))
+            return Failure(
+                Unreachable(
+                    f"cannot connect to {self.server}: {one_line(cause, self.api_key).lower()}; "
+                    "is it running, and is the URL right?"
+                )
+            )
         if isinstance(transport, httpx2.TransportError):
             if streaming:
-                return Failure(StreamCut(
-                    f"{self.server} broke off the reply mid-stream "
-                    f"({type(transport).__name__}); the partial reply is kept"))
-            return Failure(ServerError(
-                f"{self.server} closed the connection without an answer"), retryable=True)
+                return Failure(
+                    StreamCut(
+                        f"{self.server} broke off the reply mid-stream "
+                        f"({type(transport).__name__}); the partial reply is kept"
+                    )
+                )
+            return Failure(
+                ServerError(f"{self.server} closed the connection without an answer"),
+                retryable=True,
+            )
         message = one_line(str(exc), self.api_key) or type(exc).__name__
         return Failure(ServerError(f"{self.server} failed: {message}"))
 
@@ -345,8 +372,9 @@ class RemoteBackend(Backend, Generic[ClientT]):
         elif _OVERFLOW.search(reason):
             error = ContextOverflow(f"the conversation is too long for the model: {reason}")
         else:
-            error = BadRequest(f"{self.server} rejected the request (HTTP {code}): "
-                               f"{reason or 'no reason given'}")
+            error = BadRequest(
+                f"{self.server} rejected the request (HTTP {code}): {reason or 'no reason given'}"
+            )
         return Failure(error, retryable=code in RETRY_STATUSES, retry_after=wait)
 
 
@@ -417,8 +445,10 @@ class ReplyAssembler:
             yield TextDelta(self._held)
             self._held = ""
         if self.finish_reason is None:
-            raise StreamCut(f"{self.server} ended the reply stream before the reply was "
-                            "complete; the partial reply is kept")
+            raise StreamCut(
+                f"{self.server} ended the reply stream before the reply was "
+                "complete; the partial reply is kept"
+            )
         if self.finish_reason == "error":
             raise ServerError(f"{self.server} stopped the reply with an error")
         for call in self._calls:
@@ -447,8 +477,9 @@ class ReplyAssembler:
         call_id = getattr(call, "id", None)
         index = getattr(call, "index", None)
         last = self._calls[-1] if self._calls else None
-        starts = name and (last is None or index != last.index
-                           or (call_id and last.id and call_id != last.id))
+        starts = name and (
+            last is None or index != last.index or (call_id and last.id and call_id != last.id)
+        )
         if starts or last is None:
             last = _PendingCall(index, call_id, name)
             self._calls.append(last)
@@ -465,8 +496,11 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(_text_of(getattr(part, "text", None)) for part in content
-                       if getattr(part, "type", "text") == "text")
+        return "".join(
+            _text_of(getattr(part, "text", None))
+            for part in content
+            if getattr(part, "type", "text") == "text"
+        )
     return ""
 
 

@@ -75,8 +75,14 @@ class TransformersBackend(Backend):
 
     @classmethod
     def instance_key(cls, settings: Settings) -> Hashable:
-        return (cls.name, settings.model, settings.device_map, settings.dtype,
-                settings.quantization, settings.trust_remote_code)
+        return (
+            cls.name,
+            settings.model,
+            settings.device_map,
+            settings.dtype,
+            settings.quantization,
+            settings.trust_remote_code,
+        )
 
     @property
     def context_length(self) -> int | None:
@@ -89,8 +95,13 @@ class TransformersBackend(Backend):
 
     async def _load(self) -> None:
         model_id, settings = self.model_name, self.settings
-        log.info("loading %s with transformers (device_map=%s, dtype=%s, quantization=%s)",
-                 model_id, settings.device_map, settings.dtype, settings.quantization)
+        log.info(
+            "loading %s with transformers (device_map=%s, dtype=%s, quantization=%s)",
+            model_id,
+            settings.device_map,
+            settings.dtype,
+            settings.quantization,
+        )
         start = time.perf_counter()
         model, tokenizer, self.notices = await asyncio.to_thread(load_model, settings, model_id)
         self._prompt_ids = choose_prompt_ids(tokenizer, model.config, model_id)
@@ -127,11 +138,18 @@ class TransformersBackend(Backend):
         if prompt_tokens >= context:
             raise ContextOverflow(
                 f"the conversation takes {prompt_tokens} tokens but {self.model_name} reads at "
-                f"most {context}: start a new chat or shorten the messages")
+                f"most {context}: start a new chat or shorten the messages"
+            )
         return min(max_tokens, context - prompt_tokens)
 
-    def _produce(self, ids: list[int], params: SamplingParams, max_new: int,
-                 cancel: CancelToken, stop: threading.Event) -> Iterator[TextDelta | Usage]:
+    def _produce(
+        self,
+        ids: list[int],
+        params: SamplingParams,
+        max_new: int,
+        cancel: CancelToken,
+        stop: threading.Event,
+    ) -> Iterator[TextDelta | Usage]:
         """Runs in the worker thread: start ``generate`` in its own thread, relay its text."""
         import torch
         from transformers import StoppingCriteriaList, TextIteratorStreamer
@@ -146,7 +164,8 @@ class TransformersBackend(Backend):
             "attention_mask": torch.ones_like(input_ids),
             "streamer": streamer,
             "stopping_criteria": StoppingCriteriaList(
-                [flag_criterion(cancel.is_set, stop.is_set, left.is_set)]),
+                [flag_criterion(cancel.is_set, stop.is_set, left.is_set)]
+            ),
             **generation_kwargs(params, max_new, tokenizer),
         }
         job = _GenerateJob(model, kwargs, streamer, params.seed)
@@ -165,8 +184,9 @@ class TransformersBackend(Backend):
             raise _generation_error(job.error)
         if tail := text.flush():
             yield TextDelta(tail)
-        yield job.usage(len(ids), max_new, stopped_by_text=text.stopped,
-                        eos_ids=_eos_ids(model, tokenizer))
+        yield job.usage(
+            len(ids), max_new, stopped_by_text=text.stopped, eos_ids=_eos_ids(model, tokenizer)
+        )
 
     async def aclose(self) -> None:
         """Drop the model and free its memory (the GPU's too)."""
@@ -190,8 +210,9 @@ def _require_libraries() -> None:
     """Fail at once, with the extra to install, when torch or transformers is missing."""
     for package in ("transformers", "torch"):
         if importlib.util.find_spec(package) is None:
-            raise MissingDependency(package, extra="transformers",
-                                    purpose="the transformers backend")
+            raise MissingDependency(
+                package, extra="transformers", purpose="the transformers backend"
+            )
 
 
 def _has_bitsandbytes() -> bool:
@@ -207,7 +228,8 @@ def load_model(settings: Settings, model_id: str) -> tuple[Any, Any, list[str]]:
     quantization = quantization_config(settings.quantization)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
-            source, trust_remote_code=settings.trust_remote_code)
+            source, trust_remote_code=settings.trust_remote_code
+        )
         model = AutoModelForCausalLM.from_pretrained(
             source,
             device_map=None if settings.device_map.lower() in ("", "none") else settings.device_map,
@@ -217,7 +239,8 @@ def load_model(settings: Settings, model_id: str) -> tuple[Any, Any, list[str]]:
         )
     except (OSError, ValueError, ImportError, RuntimeError, KeyError) as exc:
         raise ModelLoadError(
-            f"cannot load {model_id!r} with transformers: {_first_line(exc)}") from exc
+            f"cannot load {model_id!r} with transformers: {_first_line(exc)}"
+        ) from exc
     model.eval()
     notes = [] if quantization is None else quantization_notes(model, settings.quantization)
     return model, tokenizer, notes
@@ -227,17 +250,20 @@ def model_source(model_id: str) -> str:
     """The directory or Hub id to load. A path must be a saved model: otherwise transformers
     would ask the Hub for it and fail with a less helpful message."""
     path = Path(model_id).expanduser()
-    looks_local = (model_id.startswith((".", "/", "~")) or model_id.count("/") > 1
-                   or "\\" in model_id)
+    looks_local = (
+        model_id.startswith((".", "/", "~")) or model_id.count("/") > 1 or "\\" in model_id
+    )
     if looks_local and not path.is_dir():
         raise ModelLoadError(
             f"model directory {model_id} does not exist: give a directory saved with "
             "save_pretrained, or a Hugging Face model id such as "
-            f"{TransformersBackend.default_model}")
+            f"{TransformersBackend.default_model}"
+        )
     if path.is_dir() and not (path / "config.json").is_file():
         raise ModelLoadError(
             f"{model_id} has no config.json, so it is not a model saved with save_pretrained "
-            "(for a GGUF file, use the llamacpp backend)")
+            "(for a GGUF file, use the llamacpp backend)"
+        )
     return str(path) if path.is_dir() else model_id
 
 
@@ -251,14 +277,19 @@ def quantization_config(kind: str) -> Any:
     if not torch.cuda.is_available():
         raise ConfigError(
             f"quantization={kind} needs a CUDA GPU (bitsandbytes) and none was found: set "
-            "quantization=none, or use the llamacpp backend with a quantized GGUF on this machine")
+            "quantization=none, or use the llamacpp backend with a quantized GGUF on this machine"
+        )
     if not _has_bitsandbytes():
         raise MissingDependency("bitsandbytes", extra="quantization", purpose=f"{kind} loading")
     if kind == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
     compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                              bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute,
+    )
 
 
 def quantization_notes(model: Any, kind: str) -> list[str]:
@@ -267,8 +298,12 @@ def quantization_notes(model: Any, kind: str) -> list[str]:
     bitsandbytes quantizes ``nn.Linear`` layers only; transformers 5 stores a Mixtral layer's
     experts as fused 3-D parameters (``mlp.experts.gate_up_proj``), which it leaves at full size.
     """
-    skipped = {id(p) for m in (model.get_input_embeddings(), model.get_output_embeddings())
-               if m is not None for p in m.parameters()}
+    skipped = {
+        id(p)
+        for m in (model.get_input_embeddings(), model.get_output_embeddings())
+        if m is not None
+        for p in m.parameters()
+    }
     total = full = 0
     example = ""
     for name, param in model.named_parameters():
@@ -282,9 +317,13 @@ def quantization_notes(model: Any, kind: str) -> list[str]:
         return []
     where = f" (fused expert weights such as {example})" if example else ""
     size = model.get_memory_footprint() / 2**30
-    return [(f"{kind} quantization applied to {1 - full / total:.0%} of the weights only: "
-             f"bitsandbytes cannot quantize the rest{where}, which stay in {model.dtype} "
-             f"(about {size:.1f} GiB in all)")]
+    return [
+        (
+            f"{kind} quantization applied to {1 - full / total:.0%} of the weights only: "
+            f"bitsandbytes cannot quantize the rest{where}, which stay in {model.dtype} "
+            f"(about {size:.1f} GiB in all)"
+        )
+    ]
 
 
 # -- prompts -------------------------------------------------------------------------------
@@ -300,7 +339,8 @@ def choose_prompt_ids(tokenizer: Any, config: Any, model_id: str) -> PromptIds:
         return functools.partial(_text_ids, tokenizer)
     raise ConfigError(
         f"{model_id} has no chat template and is not a Mixtral or Mistral model, so mixchat "
-        "cannot format a conversation for it: choose an instruction-tuned model")
+        "cannot format a conversation for it: choose an instruction-tuned model"
+    )
 
 
 def has_mistral_v1_vocab(tokenizer: Any) -> bool:
@@ -318,8 +358,9 @@ def _template_ids(tokenizer: Any, messages: Sequence[Message], prefix: str) -> l
 
     split_system(messages)  # the same clear errors as the other formats
     try:
-        text = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True,
-                                             tokenize=False)
+        text = tokenizer.apply_chat_template(
+            list(messages), add_generation_prompt=True, tokenize=False
+        )
     except jinja2.TemplateError as exc:  # e.g. "roles must alternate", "no system role"
         raise ValueError(f"the model's chat template rejected the conversation: {exc}") from exc
     return tokenizer(text + prefix, add_special_tokens=False)["input_ids"]
@@ -338,8 +379,9 @@ def generation_kwargs(params: SamplingParams, max_new: int, tokenizer: Any) -> d
     if params.temperature == 0:
         kwargs["do_sample"] = False
     else:
-        kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p,
-                      top_k=params.top_k)  # top_k 0: no top-k filter
+        kwargs.update(
+            do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k
+        )  # top_k 0: no top-k filter
     if params.repetition_penalty != 1.0:
         kwargs["repetition_penalty"] = params.repetition_penalty
     if params.stop:
@@ -363,8 +405,9 @@ def _flag_criterion_class() -> type:
 
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
             done = any(flag() for flag in self.flags)
-            return torch.full((input_ids.shape[0],), done, dtype=torch.bool,
-                              device=input_ids.device)
+            return torch.full(
+                (input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device
+            )
 
     return FlagCriterion
 
@@ -395,8 +438,9 @@ class _GenerateJob(threading.Thread):
             self.error = exc
             self.streamer.end()  # wake the reader, which would otherwise wait forever
 
-    def usage(self, prompt_tokens: int, max_new: int, *, stopped_by_text: bool,
-              eos_ids: set[int]) -> Usage:
+    def usage(
+        self, prompt_tokens: int, max_new: int, *, stopped_by_text: bool, eos_ids: set[int]
+    ) -> Usage:
         new = self.output[0, prompt_tokens:].tolist() if self.output is not None else []
         finish: FinishReason = "stop"
         if len(new) >= max_new and not stopped_by_text and (not new or new[-1] not in eos_ids):
@@ -441,8 +485,15 @@ class StopText:
             self.stopped = True
             shown, self.pending = self.pending[: min(found)], ""
             return shown
-        keep = max((k for stop in self.stops for k in range(1, len(stop))
-                    if self.pending.endswith(stop[:k])), default=0)
+        keep = max(
+            (
+                k
+                for stop in self.stops
+                for k in range(1, len(stop))
+                if self.pending.endswith(stop[:k])
+            ),
+            default=0,
+        )
         split = len(self.pending) - keep
         shown, self.pending = self.pending[:split], self.pending[split:]
         return shown

@@ -28,7 +28,9 @@ app = typer.Typer(
 
 
 def _messages(settings: Settings, history: list[dict[str, str]]) -> list[dict[str, str]]:
-    system = [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt else []
+    system = (
+        [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt else []
+    )
     return system + history
 
 
@@ -41,9 +43,15 @@ def _fail(message: str) -> None:
 @with_settings
 def ask(
     settings: Settings,
-    question: Annotated[str | None, typer.Argument(help="the question; read from stdin if omitted")] = None,
-    agent: Annotated[bool, typer.Option("--agent", help="answer with tools (Calculator, Search, ...)")] = False,
-    stats: Annotated[bool, typer.Option("--stats", help="print tokens, speed and finish reason to stderr")] = False,
+    question: Annotated[
+        str | None, typer.Argument(help="the question; read from stdin if omitted")
+    ] = None,
+    agent: Annotated[
+        bool, typer.Option("--agent", help="answer with tools (Calculator, Search, ...)")
+    ] = False,
+    stats: Annotated[
+        bool, typer.Option("--stats", help="print tokens, speed and finish reason to stderr")
+    ] = False,
 ) -> None:
     """Answer one question on stdout, streamed (usable in scripts)."""
     from mixchat.backends import ChatRequest, get_backend
@@ -55,7 +63,9 @@ def ask(
     if agent:
         asyncio.run(_ask_agent(settings, backend, text))
         return
-    request = ChatRequest(_messages(settings, [{"role": "user", "content": text}]), settings.sampling())
+    request = ChatRequest(
+        _messages(settings, [{"role": "user", "content": text}]), settings.sampling()
+    )
     _, done = asyncio.run(stream_reply(backend, request))
     if done.error:
         _fail(done.error)
@@ -74,8 +84,9 @@ async def _ask_agent(settings: Settings, backend: object, question: str) -> None
     cancel = CancelToken()
     asyncio.get_running_loop().add_signal_handler(signal.SIGINT, cancel.cancel)
     agent = Agent(backend, max_steps=settings.agent_max_steps)  # type: ignore[arg-type]
-    finished = await print_agent_events(agent.run(question, cancel=cancel), Console(stderr=True),
-                                        answer_out=sys.stdout)
+    finished = await print_agent_events(
+        agent.run(question, cancel=cancel), Console(stderr=True), answer_out=sys.stdout
+    )
     if finished.reason == "error":
         _fail(getattr(finished, "error", None) or "the agent failed")
 
@@ -90,7 +101,9 @@ def chat(settings: Settings) -> None:
     from mixchat.backends import ChatRequest, get_backend
 
     backend = get_backend(settings)
-    typer.echo(f"mixchat: talking to {backend.description}. /reset starts over, /exit quits.", err=True)
+    typer.echo(
+        f"mixchat: talking to {backend.description}. /reset starts over, /exit quits.", err=True
+    )
     history: list[dict[str, str]] = []
     while True:
         try:
@@ -121,21 +134,39 @@ def chat(settings: Settings) -> None:
 @with_settings
 def serve(
     settings: Settings,
-    host: Annotated[str | None, typer.Option(help="address to listen on [default: 127.0.0.1]")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="address to listen on [default: 127.0.0.1]")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="port [default: 5006]")] = None,
     num_procs: Annotated[int, typer.Option(help="server processes (each loads its own model)")] = 1,
     show: Annotated[bool, typer.Option("--show", help="open the app in a browser")] = False,
-    basic_auth: Annotated[str | None, typer.Option(help="a password, or a JSON file of user: password, to require a login")] = None,
-    cookie_secret: Annotated[str | None, typer.Option(help="secret that signs login cookies (set it with --basic-auth)")] = None,
-    allow_websocket_origin: Annotated[list[str] | None, typer.Option(metavar="HOST", help="a public HOST[:PORT] the page is served from, behind a proxy (repeatable)")] = None,
+    basic_auth: Annotated[
+        str | None,
+        typer.Option(help="a password, or a JSON file of user: password, to require a login"),
+    ] = None,
+    cookie_secret: Annotated[
+        str | None, typer.Option(help="secret that signs login cookies (set it with --basic-auth)")
+    ] = None,
+    allow_websocket_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="HOST",
+            help="a public HOST[:PORT] the page is served from, behind a proxy (repeatable)",
+        ),
+    ] = None,
 ) -> None:
     """Serve the chat web app (http://localhost:5006 by default)."""
     from mixchat.ui import serve as serve_app
 
     updates = {key: value for key, value in (("host", host), ("port", port)) if value is not None}
-    serve_app(settings.model_copy(update=updates), num_procs=num_procs, show=show,
-              basic_auth=basic_auth, cookie_secret=cookie_secret,
-              allow_websocket_origin=allow_websocket_origin)
+    serve_app(
+        settings.model_copy(update=updates),
+        num_procs=num_procs,
+        show=show,
+        basic_auth=basic_auth,
+        cookie_secret=cookie_secret,
+        allow_websocket_origin=allow_websocket_origin,
+    )
 
 
 @app.command()
@@ -150,11 +181,15 @@ def models() -> None:
             typer.echo(f"{name:<13} unavailable: {error}")
             continue
         listed = ", ".join(cls.known_models) or "any"
-        default = cls.default_model or (cls.known_models[0] if cls.known_models else "the server's model")
+        default = cls.default_model or (
+            cls.known_models[0] if cls.known_models else "the server's model"
+        )
         typer.echo(f"{name:<13} default: {default}\n{'':<13} models: {listed}")
 
 
-app.add_typer(history_app, name="history", help="List, show, export, delete and import stored conversations.")
+app.add_typer(
+    history_app, name="history", help="List, show, export, delete and import stored conversations."
+)
 
 
 def main() -> None:

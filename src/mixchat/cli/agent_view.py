@@ -64,11 +64,15 @@ def step_line(event: AgentEvent) -> Text:
         return Text.assemble("  → ", (event.tool, "bold"), ": ", _short(event.input))
     if isinstance(event, ToolResult):
         style = "" if event.ok else "red"
-        return Text.assemble("  ← ", (_short(event.output), style),
-                             (f"  ({event.duration:.2f} s)", "dim"))
+        return Text.assemble(
+            "  ← ", (_short(event.output), style), (f"  ({event.duration:.2f} s)", "dim")
+        )
     if isinstance(event, StepError):
-        return Text.assemble(("  ! not a valid tool call: ", "yellow"), event.message,
-                             ("\n    " + _short(event.raw), "dim"))
+        return Text.assemble(
+            ("  ! not a valid tool call: ", "yellow"),
+            event.message,
+            ("\n    " + _short(event.raw), "dim"),
+        )
     return Text(repr(event), style="dim")
 
 

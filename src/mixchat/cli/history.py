@@ -59,8 +59,12 @@ def _line(summary: ConversationSummary) -> str:
 
 @history_app.command("list")
 def list_(
-    search: Annotated[str | None, typer.Option(
-        "--search", "-s", help="only conversations whose title or messages contain this")] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            "--search", "-s", help="only conversations whose title or messages contain this"
+        ),
+    ] = None,
 ) -> None:
     """List conversations, newest first."""
     with _store() as store:
@@ -86,10 +90,13 @@ def show(conversation_id: IdArgument) -> None:
 @history_app.command()
 def export(
     conversation_id: IdArgument,
-    format_: Annotated[ExportFormat, typer.Option(
-        "--format", "-f", help="md: to read or share; json: to import again")] = ExportFormat.md,
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="write to this file instead of stdout")] = None,
+    format_: Annotated[
+        ExportFormat,
+        typer.Option("--format", "-f", help="md: to read or share; json: to import again"),
+    ] = ExportFormat.md,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write to this file instead of stdout")
+    ] = None,
 ) -> None:
     """Export a conversation as Markdown or JSON."""
     with _store() as store:
@@ -118,15 +125,19 @@ def delete(
     with _store() as store:
         conversation = store.get(LOCAL_OWNER, store.resolve_id(LOCAL_OWNER, conversation_id))
         if not yes and not typer.confirm(
-                f"Delete {conversation.title!r} ({len(conversation.messages)} messages)?"):
+            f"Delete {conversation.title!r} ({len(conversation.messages)} messages)?"
+        ):
             _fail("nothing deleted")
         store.delete(LOCAL_OWNER, conversation.id)
     typer.echo(f"deleted {conversation.id}", err=True)
 
 
 @history_app.command("import")
-def import_(file: Annotated[Path, typer.Argument(
-        help="a file written by `mixchat history export --format json`")]) -> None:
+def import_(
+    file: Annotated[
+        Path, typer.Argument(help="a file written by `mixchat history export --format json`")
+    ],
+) -> None:
     """Import a conversation exported as JSON; prints its new id."""
     try:
         data = json.loads(file.read_text(encoding="utf-8"))

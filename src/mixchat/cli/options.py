@@ -27,10 +27,15 @@ def _option(name: str, annotation: Any, *flags: str, panel: str = _PANEL) -> ins
     if default not in (None, "", ...) and not callable(default):
         help_text += f"{' ' if help_text else ''}[default: {default}]"
     option = typer.Option(
-        None, *(flags or (f"--{name.replace('_', '-')}",)), help=help_text,
-        rich_help_panel=panel, show_default=False,
+        None,
+        *(flags or (f"--{name.replace('_', '-')}",)),
+        help=help_text,
+        rich_help_panel=panel,
+        show_default=False,
     )
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation
+    )
 
 
 SHARED_OPTIONS = [

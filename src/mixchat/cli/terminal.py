@@ -21,8 +21,9 @@ def format_stats(done: Done) -> str:
     return " · ".join(parts)
 
 
-async def stream_reply(backend: Backend, request: ChatRequest, out: TextIO = sys.stdout,
-                       status: TextIO = sys.stderr) -> tuple[str, Done]:
+async def stream_reply(
+    backend: Backend, request: ChatRequest, out: TextIO = sys.stdout, status: TextIO = sys.stderr
+) -> tuple[str, Done]:
     """Print the reply as it streams; Ctrl+C stops generation and keeps what was written."""
     loop = asyncio.get_running_loop()
     cancel: CancelToken = request.cancel

@@ -1,10 +1,10 @@
 """Conversations that last: SQLite by default, PostgreSQL for several processes or machines.
 
-    >>> store = ConversationStore("sqlite:///:memory:")
-    >>> chat = store.create("local", backend="echo", model=None, settings={})
-    >>> message_id = store.add_message("local", chat.id, "user", "hello")
-    >>> [m.content for m in store.get("local", chat.id).messages]
-    ['hello']
+>>> store = ConversationStore("sqlite:///:memory:")
+>>> chat = store.create("local", backend="echo", model=None, settings={})
+>>> message_id = store.add_message("local", chat.id, "user", "hello")
+>>> [m.content for m in store.get("local", chat.id).messages]
+['hello']
 """
 
 from __future__ import annotations

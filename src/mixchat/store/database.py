@@ -70,11 +70,13 @@ def open_engine(url: URL, *, connect_timeout: float = 10.0) -> Engine:
         pre_ping = url.get_backend_name() != "sqlite"  # a server may restart between requests
         engine = create_engine(url, connect_args=args, pool_pre_ping=pre_ping)
     except NoSuchModuleError:
-        raise StoreError(f"unknown database driver in {describe(url)}: "
-                         "use sqlite:/// or postgresql+psycopg://") from None
+        raise StoreError(
+            f"unknown database driver in {describe(url)}: use sqlite:/// or postgresql+psycopg://"
+        ) from None
     except ModuleNotFoundError as error:
-        raise MissingDependency(error.name or url.drivername, "postgres",
-                                "the PostgreSQL database") from None
+        raise MissingDependency(
+            error.name or url.drivername, "postgres", "the PostgreSQL database"
+        ) from None
     if url.get_backend_name() == "sqlite":
         _configure_sqlite(engine)
     return engine

@@ -79,10 +79,12 @@ def _message_json(message: MessageRecord) -> dict[str, Any]:
 def parse(data: Any) -> ExportedConversation:
     """The validated export document, or a StoreError naming the first problem."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise StoreError(f"not a mixchat conversation export (no \"format\": \"{FORMAT}\")")
+        raise StoreError(f'not a mixchat conversation export (no "format": "{FORMAT}")')
     if data.get("version") != VERSION:
-        raise StoreError(f"unsupported mixchat export version {data.get('version')!r}: "
-                         f"this mixchat reads version {VERSION}")
+        raise StoreError(
+            f"unsupported mixchat export version {data.get('version')!r}: "
+            f"this mixchat reads version {VERSION}"
+        )
     try:
         return ExportedConversation.model_validate(data)
     except ValidationError as error:

@@ -72,8 +72,12 @@ def m001_conversations_and_messages(connection: Connection) -> None:
         "messages",
         metadata,
         Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("conversation_id", String(32),
-               ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+        Column(
+            "conversation_id",
+            String(32),
+            ForeignKey("conversations.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         Column("role", String(20), nullable=False),
         Column("content", Text, nullable=False),
         Column("status", String(20), nullable=False),
@@ -87,10 +91,12 @@ def m001_conversations_and_messages(connection: Connection) -> None:
 @migration
 def m002_listing_indexes(connection: Connection) -> None:
     """The sidebar lists one owner's conversations newest first; a reload reads one conversation."""
-    connection.execute(text(
-        "CREATE INDEX ix_conversations_owner_updated ON conversations (owner, updated_at)"))
-    connection.execute(text(
-        "CREATE INDEX ix_messages_conversation ON messages (conversation_id, id)"))
+    connection.execute(
+        text("CREATE INDEX ix_conversations_owner_updated ON conversations (owner, updated_at)")
+    )
+    connection.execute(
+        text("CREATE INDEX ix_messages_conversation ON messages (conversation_id, id)")
+    )
 
 
 def applied(connection: Connection) -> list[str]:

@@ -85,12 +85,26 @@ class ConversationStore:
 
     # -- conversations
 
-    def create(self, owner: str, *, title: str = DEFAULT_TITLE, backend: str, model: str | None,
-               settings: dict[str, Any], system_prompt: str = "") -> Conversation:
+    def create(
+        self,
+        owner: str,
+        *,
+        title: str = DEFAULT_TITLE,
+        backend: str,
+        model: str | None,
+        settings: dict[str, Any],
+        system_prompt: str = "",
+    ) -> Conversation:
         now = utcnow()
         row = ConversationRow(
-            id=uuid.uuid4().hex, owner=owner, title=_clean_title(title), created_at=now,
-            updated_at=now, backend=backend, model=model, settings=dict(settings),
+            id=uuid.uuid4().hex,
+            owner=owner,
+            title=_clean_title(title),
+            created_at=now,
+            updated_at=now,
+            backend=backend,
+            model=model,
+            settings=dict(settings),
             system_prompt=system_prompt,
         )
         with self._write("creating a conversation") as session:
@@ -122,9 +136,11 @@ class ConversationStore:
         prefix = prefix.strip().lower()
         if not prefix or not all(c in "0123456789abcdef" for c in prefix):
             raise NotFound(f"no conversation {prefix!r}")
-        query = (select(ConversationRow.id)
-                 .where(ConversationRow.owner == owner, ConversationRow.id.startswith(prefix))
-                 .limit(2))
+        query = (
+            select(ConversationRow.id)
+            .where(ConversationRow.owner == owner, ConversationRow.id.startswith(prefix))
+            .limit(2)
+        )
         with self._read("finding a conversation") as session:
             ids = list(session.scalars(query))
         if not ids:
@@ -139,14 +155,26 @@ class ConversationStore:
             row.title = _clean_title(title)
             row.updated_at = utcnow()
 
-    def update_settings(self, owner: str, conversation_id: str, *, backend: str | None = None,
-                        model: str | None = None, settings: dict[str, Any] | None = None,
-                        system_prompt: str | None = None) -> None:
+    def update_settings(
+        self,
+        owner: str,
+        conversation_id: str,
+        *,
+        backend: str | None = None,
+        model: str | None = None,
+        settings: dict[str, Any] | None = None,
+        system_prompt: str | None = None,
+    ) -> None:
         """Change what answers this conversation; ``None`` leaves a field as it is."""
         with self._write("saving conversation settings") as session:
             row = self._owned(session, owner, conversation_id)
-            _assign_given(row, backend=backend, model=model, system_prompt=system_prompt,
-                          settings=None if settings is None else dict(settings))
+            _assign_given(
+                row,
+                backend=backend,
+                model=model,
+                system_prompt=system_prompt,
+                settings=None if settings is None else dict(settings),
+            )
             row.updated_at = utcnow()
 
     def delete(self, owner: str, conversation_id: str) -> None:
@@ -155,24 +183,46 @@ class ConversationStore:
 
     # -- messages
 
-    def add_message(self, owner: str, conversation_id: str, role: str, content: str, *,
-                    status: str = "complete", stats: Stats | None = None,
-                    steps: Steps | None = None) -> int:
+    def add_message(
+        self,
+        owner: str,
+        conversation_id: str,
+        role: str,
+        content: str,
+        *,
+        status: str = "complete",
+        stats: Stats | None = None,
+        steps: Steps | None = None,
+    ) -> int:
         """Append a message and return its id (ids grow: later messages have larger ids)."""
         _check(role=role, status=status)
         with self._write("saving a message") as session:
             conversation = self._owned(session, owner, conversation_id)
             now = utcnow()
-            row = MessageRow(conversation_id=conversation.id, role=role, content=content,
-                             status=status, stats=stats, steps=steps, created_at=now)
+            row = MessageRow(
+                conversation_id=conversation.id,
+                role=role,
+                content=content,
+                status=status,
+                stats=stats,
+                steps=steps,
+                created_at=now,
+            )
             session.add(row)
             conversation.updated_at = now
             session.flush()
             return row.id
 
-    def update_message(self, owner: str, message_id: int, *, content: str | None = None,
-                       status: str | None = None, stats: Stats | None = None,
-                       steps: Steps | None = None) -> None:
+    def update_message(
+        self,
+        owner: str,
+        message_id: int,
+        *,
+        content: str | None = None,
+        status: str | None = None,
+        stats: Stats | None = None,
+        steps: Steps | None = None,
+    ) -> None:
         """Change a saved message (a reply's final text, status, stats); ``None`` keeps a field."""
         _check(status=status)
         with self._write("saving a message") as session:
@@ -187,8 +237,11 @@ class ConversationStore:
             message = session.get(MessageRow, message_id)
             if message is None or message.conversation_id != conversation.id:
                 raise NotFound(f"no message {message_id} in conversation {conversation_id}")
-            for row in session.scalars(select(MessageRow).where(
-                    MessageRow.conversation_id == conversation.id, MessageRow.id >= message_id)):
+            for row in session.scalars(
+                select(MessageRow).where(
+                    MessageRow.conversation_id == conversation.id, MessageRow.id >= message_id
+                )
+            ):
                 session.delete(row)
             conversation.updated_at = utcnow()
 
@@ -204,14 +257,25 @@ class ConversationStore:
         """Save an exported conversation for ``owner`` under a new id, timestamps kept."""
         exported = export.parse(data)
         row = ConversationRow(
-            id=uuid.uuid4().hex, owner=owner, title=_clean_title(exported.title),
-            created_at=exported.created_at, updated_at=exported.updated_at,
-            backend=exported.backend, model=exported.model, settings=exported.settings,
+            id=uuid.uuid4().hex,
+            owner=owner,
+            title=_clean_title(exported.title),
+            created_at=exported.created_at,
+            updated_at=exported.updated_at,
+            backend=exported.backend,
+            model=exported.model,
+            settings=exported.settings,
             system_prompt=exported.system_prompt,
         )
         row.messages = [
-            MessageRow(role=m.role, content=m.content, status=m.status, stats=m.stats,
-                       steps=m.steps, created_at=m.created_at or exported.updated_at)
+            MessageRow(
+                role=m.role,
+                content=m.content,
+                status=m.status,
+                stats=m.stats,
+                steps=m.steps,
+                created_at=m.created_at or exported.updated_at,
+            )
             for m in exported.messages
         ]
         with self._write("importing a conversation") as session:
@@ -233,10 +297,12 @@ class ConversationStore:
             yield session
             session.commit()
 
-    def _owned(self, session: Session, owner: str, conversation_id: str, *,
-               load_messages: bool = False) -> ConversationRow:
+    def _owned(
+        self, session: Session, owner: str, conversation_id: str, *, load_messages: bool = False
+    ) -> ConversationRow:
         query = select(ConversationRow).where(
-            ConversationRow.id == conversation_id, ConversationRow.owner == owner)
+            ConversationRow.id == conversation_id, ConversationRow.owner == owner
+        )
         if load_messages:
             query = query.options(selectinload(ConversationRow.messages))
         row = session.scalars(query).one_or_none()
@@ -245,8 +311,11 @@ class ConversationStore:
         return row
 
     def _owned_message(self, session: Session, owner: str, message_id: int) -> MessageRow:
-        query = (select(MessageRow).join(MessageRow.conversation)
-                 .where(MessageRow.id == message_id, ConversationRow.owner == owner))
+        query = (
+            select(MessageRow)
+            .join(MessageRow.conversation)
+            .where(MessageRow.id == message_id, ConversationRow.owner == owner)
+        )
         row = session.scalars(query).one_or_none()
         if row is None:
             raise NotFound(f"no message {message_id}")
@@ -255,11 +324,15 @@ class ConversationStore:
     def _open_error(self, error: BaseException) -> str:
         where = describe(self.url)
         if self.url.get_backend_name() == "sqlite":
-            return (f"cannot open the database {where}: {reason(error)}; if the file is corrupt or "
-                    "not mixchat's, move it aside (mixchat leaves it as it is) or set "
-                    "MIXCHAT_DATABASE_URL")
-        return (f"cannot open the database {where}: {reason(error)}; check that the server is "
-                "running and MIXCHAT_DATABASE_URL")
+            return (
+                f"cannot open the database {where}: {reason(error)}; if the file is corrupt or "
+                "not mixchat's, move it aside (mixchat leaves it as it is) or set "
+                "MIXCHAT_DATABASE_URL"
+            )
+        return (
+            f"cannot open the database {where}: {reason(error)}; check that the server is "
+            "running and MIXCHAT_DATABASE_URL"
+        )
 
 
 def _check(*, role: str | None = None, status: str | None = None) -> None:
@@ -278,20 +351,35 @@ def _escape_like(text: str) -> str:
 
 
 def _summary(row: ConversationRow) -> ConversationSummary:
-    return ConversationSummary(id=row.id, title=row.title, updated_at=row.updated_at,
-                               backend=row.backend, model=row.model)
+    return ConversationSummary(
+        id=row.id, title=row.title, updated_at=row.updated_at, backend=row.backend, model=row.model
+    )
 
 
 def _message(row: MessageRow) -> MessageRecord:
-    return MessageRecord(id=row.id, role=row.role, content=row.content, status=row.status,
-                         stats=row.stats, steps=row.steps, created_at=row.created_at)
+    return MessageRecord(
+        id=row.id,
+        role=row.role,
+        content=row.content,
+        status=row.status,
+        stats=row.stats,
+        steps=row.steps,
+        created_at=row.created_at,
+    )
 
 
 def _conversation(row: ConversationRow, messages: list[MessageRow]) -> Conversation:
     return Conversation(
-        id=row.id, title=row.title, updated_at=row.updated_at, backend=row.backend,
-        model=row.model, owner=row.owner, created_at=row.created_at, settings=dict(row.settings),
-        system_prompt=row.system_prompt, messages=[_message(m) for m in messages],
+        id=row.id,
+        title=row.title,
+        updated_at=row.updated_at,
+        backend=row.backend,
+        model=row.model,
+        owner=row.owner,
+        created_at=row.created_at,
+        settings=dict(row.settings),
+        system_prompt=row.system_prompt,
+        messages=[_message(m) for m in messages],
     )
 
 

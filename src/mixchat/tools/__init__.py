@@ -1,12 +1,12 @@
 """Tools for the agent: the walkthrough's Calculator and Search, and user tools.
 
-    >>> import mixchat
-    >>> @mixchat.tool
-    ... def shout(text: str) -> str:
-    ...     \"\"\"Repeats the text in capitals.\"\"\"
-    ...     return text.upper()
-    >>> [t.name for t in mixchat.tools.registered_tools()]
-    ['Calculator', 'Search', 'shout']
+>>> import mixchat
+>>> @mixchat.tool
+... def shout(text: str) -> str:
+...     \"\"\"Repeats the text in capitals.\"\"\"
+...     return text.upper()
+>>> [t.name for t in mixchat.tools.registered_tools()]
+['Calculator', 'Search', 'shout']
 """
 
 from __future__ import annotations

@@ -128,7 +128,8 @@ def tool(
 
 def _single_parameter(function: Callable[..., Any]) -> str:
     parameters = [
-        p for p in inspect.signature(function).parameters.values()
+        p
+        for p in inspect.signature(function).parameters.values()
         if p.default is inspect.Parameter.empty
         and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]

@@ -41,11 +41,18 @@ def calculator(code: str, timeout: float = TIMEOUT, memory_mb: int = MEMORY_MB) 
         return "Error: the input is empty: write the calculation, e.g. output = sqrt(51)"
     if len(code) > MAX_CODE_CHARS:
         return f"Error: the code is longer than {MAX_CODE_CHARS} characters"
-    command = [sys.executable, "-I", "-S", str(_EVALUATOR),
-               str(max(1, math.ceil(timeout))), str(memory_mb * 1024 * 1024)]
+    command = [
+        sys.executable,
+        "-I",
+        "-S",
+        str(_EVALUATOR),
+        str(max(1, math.ceil(timeout))),
+        str(memory_mb * 1024 * 1024),
+    ]
     try:
-        finished = subprocess.run(command, input=code, capture_output=True, text=True,
-                                  timeout=timeout, check=False)
+        finished = subprocess.run(
+            command, input=code, capture_output=True, text=True, timeout=timeout, check=False
+        )
     except subprocess.TimeoutExpired:
         return f"Error: the calculation took longer than {timeout:g} s and was stopped"
     except OSError as error:

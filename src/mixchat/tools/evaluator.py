@@ -90,9 +90,31 @@ def _math_names() -> dict[str, Any]:
 
 MATH_NAMES = _math_names()
 
-_BUILTIN_NAMES = ("abs", "round", "min", "max", "sum", "len", "int", "float", "bool", "str",
-                  "divmod", "sorted", "list", "tuple", "complex", "reversed", "enumerate", "zip",
-                  "any", "all", "hex", "bin", "oct")
+_BUILTIN_NAMES = (
+    "abs",
+    "round",
+    "min",
+    "max",
+    "sum",
+    "len",
+    "int",
+    "float",
+    "bool",
+    "str",
+    "divmod",
+    "sorted",
+    "list",
+    "tuple",
+    "complex",
+    "reversed",
+    "enumerate",
+    "zip",
+    "any",
+    "all",
+    "hex",
+    "bin",
+    "oct",
+)
 
 
 def _builtin_names() -> dict[str, Any]:
@@ -125,8 +147,13 @@ def _is_int(value: Any) -> bool:
 def _pow(base: Any, exponent: Any, modulo: Any = None) -> Any:
     if modulo is not None:
         return pow(base, exponent, modulo)
-    if (_is_int(base) and _is_int(exponent) and exponent > 0 and abs(base) > 1
-            and exponent * math.log2(abs(base)) > MAX_INT_BITS):
+    if (
+        _is_int(base)
+        and _is_int(exponent)
+        and exponent > 0
+        and abs(base) > 1
+        and exponent * math.log2(abs(base)) > MAX_INT_BITS
+    ):
         raise CalcError(f"{base} ** {exponent} is too large to compute")
     return base**exponent
 
@@ -310,7 +337,9 @@ class Evaluator:
     def _eval_Attribute(self, node: ast.Attribute, scope: dict[str, Any]) -> Any:
         owner = self._eval(node.value, scope)
         if owner is not MATH:
-            raise CalcError("attribute access is not supported by the calculator (only math.<name>)")
+            raise CalcError(
+                "attribute access is not supported by the calculator (only math.<name>)"
+            )
         if node.attr not in MATH_NAMES:
             raise CalcError(f"math has no function {node.attr!r}")
         return MATH_NAMES[node.attr]
@@ -407,8 +436,11 @@ class Evaluator:
         for item in self._iterate(self._eval(first.iter, scope)):
             self._assign(first.target, item, scope)
             if all(self._eval(condition, scope) for condition in first.ifs):
-                inner = self._comprehend(element, rest, scope) if rest else iter(
-                    [self._eval(element, scope)])
+                inner = (
+                    self._comprehend(element, rest, scope)
+                    if rest
+                    else iter([self._eval(element, scope)])
+                )
                 for value in inner:
                     produced += 1
                     if produced > MAX_ITEMS:
@@ -456,11 +488,25 @@ def _identifier(name: str) -> str:
 
 def _describe(node: ast.AST) -> str:
     names = {
-        "Lambda": "lambda", "FunctionDef": "def", "AsyncFunctionDef": "async def",
-        "ClassDef": "class", "While": "while", "With": "with", "Try": "try", "Raise": "raise",
-        "Global": "global", "Nonlocal": "nonlocal", "Delete": "del", "Return": "return",
-        "DictComp": "a dict comprehension", "SetComp": "a set comprehension", "Dict": "a dict",
-        "Set": "a set", "Await": "await", "Yield": "yield", "NamedExpr": ":=",
+        "Lambda": "lambda",
+        "FunctionDef": "def",
+        "AsyncFunctionDef": "async def",
+        "ClassDef": "class",
+        "While": "while",
+        "With": "with",
+        "Try": "try",
+        "Raise": "raise",
+        "Global": "global",
+        "Nonlocal": "nonlocal",
+        "Delete": "del",
+        "Return": "return",
+        "DictComp": "a dict comprehension",
+        "SetComp": "a set comprehension",
+        "Dict": "a dict",
+        "Set": "a set",
+        "Await": "await",
+        "Yield": "yield",
+        "NamedExpr": ":=",
     }
     return names.get(type(node).__name__, type(node).__name__)
 

@@ -33,8 +33,11 @@ from mixchat.ui.throttle import Throttle
 
 def _step_card(step: int) -> pn.chat.ChatStep:
     return pn.chat.ChatStep(
-        title=f"Step {step}: thinking…", status="running", collapsed_on_success=True,
-        sizing_mode="stretch_width", css_classes=["mixchat-step"],
+        title=f"Step {step}: thinking…",
+        status="running",
+        collapsed_on_success=True,
+        sizing_mode="stretch_width",
+        css_classes=["mixchat-step"],
     )
 
 
@@ -65,13 +68,18 @@ class AgentStepsView:
             card.append(markdown_pane(f"**Input**\n\n{code_block(event.input)}"))
         elif isinstance(event, ToolResult):
             record = self._record(event.step)
-            record.update(tool=event.tool, output=event.output, ok=event.ok,
-                          duration=round(event.duration, 3))
+            record.update(
+                tool=event.tool, output=event.output, ok=event.ok, duration=round(event.duration, 3)
+            )
             card = self._card(event.step)
             card.append(markdown_pane(f"**Output**\n\n{code_block(event.output)}"))
             outcome = "success" if event.ok else "failed"
-            _set_title(card, outcome, f"Step {event.step}: {event.tool} "
-                                      f"({'ok' if event.ok else 'failed'}, {event.duration:.2f} s)")
+            _set_title(
+                card,
+                outcome,
+                f"Step {event.step}: {event.tool} "
+                f"({'ok' if event.ok else 'failed'}, {event.duration:.2f} s)",
+            )
         elif isinstance(event, StepError):
             record = self._record(event.step)
             record.update(error=event.message, raw=event.raw, ok=False)
@@ -102,8 +110,15 @@ class AgentStepsView:
             if "tool" in record:
                 view.handle(ToolCalled(step, record["tool"], record.get("input", "")))
             if "output" in record:
-                view.handle(ToolResult(step, record["tool"], record["output"],
-                                       bool(record.get("ok")), float(record.get("duration", 0))))
+                view.handle(
+                    ToolResult(
+                        step,
+                        record["tool"],
+                        record["output"],
+                        bool(record.get("ok")),
+                        float(record.get("duration", 0)),
+                    )
+                )
             if "error" in record:
                 view.handle(StepError(step, record["error"], record.get("raw", "")))
         view.finish()
@@ -122,9 +137,14 @@ class AgentStepsView:
         return self.records[-1]
 
 
-async def run_agent(backend: Backend, settings: Settings, tools: list[Tool],
-                    messages: list[dict[str, str]], view: ReplyView,
-                    cancel: CancelToken) -> Outcome:
+async def run_agent(
+    backend: Backend,
+    settings: Settings,
+    tools: list[Tool],
+    messages: list[dict[str, str]],
+    view: ReplyView,
+    cancel: CancelToken,
+) -> Outcome:
     """Run the agent on the last user message; steps become cards, the answer streams."""
     steps = AgentStepsView()
     view.steps.objects = [steps.layout]
@@ -149,9 +169,15 @@ async def run_agent(backend: Backend, settings: Settings, tools: list[Tool],
     text = throttle.text or (finished.answer if finished else "")
     view.show(text)
     reason = finished.reason if finished else "error"
-    finish = {"answer": "stop", "step_limit": "length", "cancelled": "cancelled"}.get(reason, "error")
-    stats = {"finish_reason": finish, "completion_tokens": chunks,
-             "duration": time.perf_counter() - start, "agent_steps": finished.steps if finished else 0}
+    finish = {"answer": "stop", "step_limit": "length", "cancelled": "cancelled"}.get(
+        reason, "error"
+    )
+    stats = {
+        "finish_reason": finish,
+        "completion_tokens": chunks,
+        "duration": time.perf_counter() - start,
+        "agent_steps": finished.steps if finished else 0,
+    }
     if first is not None:
         stats["time_to_first_token"] = first
     status = {"cancelled": "stopped", "error": "error"}.get(finish, "complete")

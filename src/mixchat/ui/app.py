@@ -21,8 +21,14 @@ def session_owner() -> str:
 
 
 def _section(title: str, body: pn.viewable.Viewable, collapsed: bool = False) -> pn.Card:
-    return pn.Card(body, title=title, collapsed=collapsed, sizing_mode="stretch_width",
-                   margin=(5, 0), header_background="#f3f4f6")
+    return pn.Card(
+        body,
+        title=title,
+        collapsed=collapsed,
+        sizing_mode="stretch_width",
+        margin=(5, 0),
+        header_background="#f3f4f6",
+    )
 
 
 def create_app(settings: Settings) -> pn.template.BootstrapTemplate:
@@ -30,8 +36,9 @@ def create_app(settings: Settings) -> pn.template.BootstrapTemplate:
     gateway = StoreGateway(settings, session_owner())
     sidebar = SettingsPanel(settings)
     chat = ChatController(sidebar, gateway)
-    conversations = ConversationsPanel(gateway, on_open=chat.open, on_new=chat.new_chat,
-                                       current=lambda: chat.conversation_id)
+    conversations = ConversationsPanel(
+        gateway, on_open=chat.open, on_new=chat.new_chat, current=lambda: chat.conversation_id
+    )
     chat.on_saved = conversations.refresh
 
     async def start() -> None:

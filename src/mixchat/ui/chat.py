@@ -75,16 +75,23 @@ class ChatController:
             user=USER_NAME,
             avatar=USER_AVATAR,
             renderers=[render_message],
-            widgets=pn.chat.ChatAreaInput(placeholder=INPUT_PLACEHOLDER, auto_grow=True,
-                                          max_rows=8),
-            show_rerun=False, show_undo=False, show_clear=False,
-            show_button_name=False, show_button_tooltips=True,
+            widgets=pn.chat.ChatAreaInput(
+                placeholder=INPUT_PLACEHOLDER, auto_grow=True, max_rows=8
+            ),
+            show_rerun=False,
+            show_undo=False,
+            show_clear=False,
+            show_button_name=False,
+            show_button_tooltips=True,
             button_properties={
                 "regenerate": {"icon": "repeat", "callback": self._regenerate_clicked},
                 "undo last": {"icon": "arrow-back", "callback": self._undo_clicked},
             },
-            message_params={"show_reaction_icons": False, "show_copy_icon": False,
-                            "stylesheets": [APP_CSS]},
+            message_params={
+                "show_reaction_icons": False,
+                "show_copy_icon": False,
+                "stylesheets": [APP_CSS],
+            },
             callback_exception=self._callback_failed,
             sizing_mode="stretch_both",
             min_height=400,
@@ -104,8 +111,12 @@ class ChatController:
 
     def say(self, text: str) -> None:
         """A message from the app itself (not part of the conversation)."""
-        self.interface.send(markdown_pane(text, css_classes=["message"]), user=SYSTEM_USER,
-                            avatar="i", respond=False)
+        self.interface.send(
+            markdown_pane(text, css_classes=["message"]),
+            user=SYSTEM_USER,
+            avatar="i",
+            respond=False,
+        )
 
     def _show(self, turn: Turn, message: pn.chat.ChatMessage) -> None:
         self._views[id(turn)] = message
@@ -143,13 +154,15 @@ class ChatController:
             cancel.cancel()
             outcome = await task
         view.finish(outcome.status, outcome.stats, outcome.error)
-        turn = self.history.add(Turn("assistant", outcome.text, outcome.status,
-                                     outcome.stats or None, outcome.steps))
+        turn = self.history.add(
+            Turn("assistant", outcome.text, outcome.status, outcome.stats or None, outcome.steps)
+        )
         self._show(turn, view.message)
         self._in_background(self._save_reply(turn, settings))  # the input frees up at once
 
-    async def _generate(self, settings: Settings, view: ReplyView, cancel: CancelToken,
-                        agent: bool) -> Outcome:
+    async def _generate(
+        self, settings: Settings, view: ReplyView, cancel: CancelToken, agent: bool
+    ) -> Outcome:
         """Stream one reply into ``view``; never raises, so the reply always gets a footer."""
         try:
             return await self._generate_or_raise(settings, view, cancel, agent)
@@ -158,29 +171,39 @@ class ChatController:
             return Outcome(status="error", error=text, stats={"finish_reason": "error"})
         except Exception as error:  # a bug in mixchat: say so, keep the server and chat going
             log.exception("generating a reply failed")
-            return Outcome(status="error", stats={"finish_reason": "error"},
-                           error=f"Something went wrong in mixchat ({type(error).__name__}: "
-                                 f"{error}). Try again, or start a new chat.")
+            return Outcome(
+                status="error",
+                stats={"finish_reason": "error"},
+                error=f"Something went wrong in mixchat ({type(error).__name__}: "
+                f"{error}). Try again, or start a new chat.",
+            )
 
-    async def _generate_or_raise(self, settings: Settings, view: ReplyView, cancel: CancelToken,
-                                 agent: bool) -> Outcome:
+    async def _generate_or_raise(
+        self, settings: Settings, view: ReplyView, cancel: CancelToken, agent: bool
+    ) -> Outcome:
         backend = backends.get_backend(settings)
         if not backend.loaded:
             view.set_status("Loading the model (once per server)…")
         await backend.load()
         messages, dropped = await asyncio.to_thread(
-            fit_context, self.history.messages(settings.system_prompt),
-            backend.count_tokens, backend.context_length, settings.max_tokens)
+            fit_context,
+            self.history.messages(settings.system_prompt),
+            backend.count_tokens,
+            backend.context_length,
+            settings.max_tokens,
+        )
         if dropped:
             view.set_notice(
                 f"The {dropped} oldest messages no longer fit in the model's context "
-                f"({backend.context_length} tokens), so this reply does not see them.")
+                f"({backend.context_length} tokens), so this reply does not see them."
+            )
         view.set_status("Thinking…")
         if agent:
             from mixchat.ui.agent_view import run_agent
 
-            return await run_agent(backend, settings, self.sidebar.selected_tools(),
-                                   messages, view, cancel)
+            return await run_agent(
+                backend, settings, self.sidebar.selected_tools(), messages, view, cancel
+            )
         request = ChatRequest(messages, params=settings.sampling(), cancel=cancel)
         return await stream_reply(backend.stream(request), view)
 
@@ -232,13 +255,25 @@ class ChatController:
 
     def load(self, conversation: Conversation) -> None:
         self.conversation_id = conversation.id
-        self.sidebar.restore(conversation.backend, conversation.model,
-                             conversation.system_prompt, conversation.settings)
+        self.sidebar.restore(
+            conversation.backend,
+            conversation.model,
+            conversation.system_prompt,
+            conversation.settings,
+        )
         for record in conversation.messages:
             if record.role not in ("user", "assistant"):
                 continue
-            turn = self.history.add(Turn(record.role, record.content, record.status,
-                                         record.stats, record.steps, record.id))
+            turn = self.history.add(
+                Turn(
+                    record.role,
+                    record.content,
+                    record.status,
+                    record.stats,
+                    record.steps,
+                    record.id,
+                )
+            )
             if record.role == "user":
                 message = user_message(record.content)
             else:
@@ -267,13 +302,18 @@ class ChatController:
         if self.conversation_id is None:
             settings = self.sidebar.settings()
             created = await self.gateway.try_call(
-                "create", title=title_from(turn.content), backend=settings.backend,
-                model=settings.model, settings=self.sidebar.snapshot(),
-                system_prompt=settings.system_prompt)
+                "create",
+                title=title_from(turn.content),
+                backend=settings.backend,
+                model=settings.model,
+                settings=self.sidebar.snapshot(),
+                system_prompt=settings.system_prompt,
+            )
             self.conversation_id = created.id if created is not None else None
         if self.conversation_id is not None:
             turn.store_id = await self.gateway.try_call(
-                "add_message", self.conversation_id, "user", turn.content)
+                "add_message", self.conversation_id, "user", turn.content
+            )
         if not self.gateway.enabled:
             self._history_off()
         # The conversation list is refreshed once the reply is saved, not now: rebuilding it
@@ -283,12 +323,22 @@ class ChatController:
         if self.conversation_id is None:
             return
         await self.gateway.try_call(
-            "update_settings", self.conversation_id, backend=settings.backend,
-            model=settings.model, settings=self.sidebar.snapshot(),
-            system_prompt=settings.system_prompt)
+            "update_settings",
+            self.conversation_id,
+            backend=settings.backend,
+            model=settings.model,
+            settings=self.sidebar.snapshot(),
+            system_prompt=settings.system_prompt,
+        )
         turn.store_id = await self.gateway.try_call(
-            "add_message", self.conversation_id, "assistant", turn.content, status=turn.status,
-            stats=turn.stats, steps=turn.steps)
+            "add_message",
+            self.conversation_id,
+            "assistant",
+            turn.content,
+            status=turn.status,
+            stats=turn.stats,
+            steps=turn.steps,
+        )
         await self._saved()
 
     def _delete_stored(self, removed: list[Turn]) -> None:
@@ -313,8 +363,10 @@ class ChatController:
     def _history_off(self) -> None:
         if not self._told_history_off:
             self._told_history_off = True
-            self.say(f"Conversation history is off ({self.gateway.error}). "
-                     "The chat works, but nothing is saved.")
+            self.say(
+                f"Conversation history is off ({self.gateway.error}). "
+                "The chat works, but nothing is saved."
+            )
 
     async def _callback_failed(self, error: BaseException, instance: Any) -> None:
         """A bug in the app (not a model failure, which ends a stream normally)."""
@@ -332,8 +384,9 @@ async def stream_reply(events: AsyncIterator[Any], view: ReplyView) -> Outcome:
                 view.show(throttle.flushed())
         elif isinstance(event, Queued):
             ahead = event.position
-            view.set_status(f"Waiting for the model: {ahead} request{'s' if ahead > 1 else ''} "
-                            "ahead of you…")
+            view.set_status(
+                f"Waiting for the model: {ahead} request{'s' if ahead > 1 else ''} ahead of you…"
+            )
         elif isinstance(event, Done):
             done = event
     view.show(throttle.flushed())

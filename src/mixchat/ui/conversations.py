@@ -30,10 +30,14 @@ def _file_name(title: str, suffix: str) -> str:
 class ConversationsPanel:
     """Lists the owner's conversations and acts on the open one."""
 
-    def __init__(self, gateway: StoreGateway, *,
-                 on_open: Callable[[str], Awaitable[None]],
-                 on_new: Callable[[], Awaitable[None]],
-                 current: Callable[[], str | None]) -> None:
+    def __init__(
+        self,
+        gateway: StoreGateway,
+        *,
+        on_open: Callable[[str], Awaitable[None]],
+        on_new: Callable[[], Awaitable[None]],
+        current: Callable[[], str | None],
+    ) -> None:
         self.gateway = gateway
         self._on_open = on_open
         self._on_new = on_new
@@ -41,24 +45,43 @@ class ConversationsPanel:
         self._summaries: list[ConversationSummary] = []
         self._shown: tuple[tuple[str, str, bool], ...] = ()
         self._confirm_until = 0.0
-        self.search = pn.widgets.TextInput(placeholder="Search conversations…",
-                                           sizing_mode="stretch_width")
-        self.new = pn.widgets.Button(label="New chat", icon="plus", color="primary",
-                                     sizing_mode="stretch_width")
-        self.items = pn.Column(sizing_mode="stretch_width", css_classes=["mixchat-conversations"],
-                               max_height=320, scroll=True, margin=0)
-        self.title = pn.widgets.TextInput(label="Title", sizing_mode="stretch_width",
-                                          placeholder="Rename this conversation")
+        self.search = pn.widgets.TextInput(
+            placeholder="Search conversations…", sizing_mode="stretch_width"
+        )
+        self.new = pn.widgets.Button(
+            label="New chat", icon="plus", color="primary", sizing_mode="stretch_width"
+        )
+        self.items = pn.Column(
+            sizing_mode="stretch_width",
+            css_classes=["mixchat-conversations"],
+            max_height=320,
+            scroll=True,
+            margin=0,
+        )
+        self.title = pn.widgets.TextInput(
+            label="Title", sizing_mode="stretch_width", placeholder="Rename this conversation"
+        )
         self.rename = pn.widgets.Button(label="Rename", icon="pencil", color="light")
         self.delete = pn.widgets.Button(label="Delete", icon="trash", color="light")
-        self.export_md = pn.widgets.FileDownload(callback=self._export_markdown, label="Markdown",
-                                                 filename="conversation.md", color="light",
-                                                 icon="download", embed=False)
-        self.export_json = pn.widgets.FileDownload(callback=self._export_json, label="JSON",
-                                                   filename="conversation.json", color="light",
-                                                   icon="download", embed=False)
-        self.importer = pn.widgets.FileInput(accept=".json", multiple=False,
-                                             sizing_mode="stretch_width")
+        self.export_md = pn.widgets.FileDownload(
+            callback=self._export_markdown,
+            label="Markdown",
+            filename="conversation.md",
+            color="light",
+            icon="download",
+            embed=False,
+        )
+        self.export_json = pn.widgets.FileDownload(
+            callback=self._export_json,
+            label="JSON",
+            filename="conversation.json",
+            color="light",
+            icon="download",
+            embed=False,
+        )
+        self.importer = pn.widgets.FileInput(
+            accept=".json", multiple=False, sizing_mode="stretch_width"
+        )
         self.notice = pn.pane.HTML("", css_classes=["mixchat-hint"], margin=(0, 10))
         self.search.param.watch(self._searched, "value_input")
         self.new.on_click(self._new_clicked)
@@ -68,16 +91,20 @@ class ConversationsPanel:
 
     # -- layout
     def list_section(self) -> pn.Column:
-        return pn.Column(self.new, self.search, self.items, self.notice,
-                         sizing_mode="stretch_width")
+        return pn.Column(
+            self.new, self.search, self.items, self.notice, sizing_mode="stretch_width"
+        )
 
     def manage_section(self) -> pn.Column:
         return pn.Column(
-            self.title, pn.Row(self.rename, self.delete),
+            self.title,
+            pn.Row(self.rename, self.delete),
             pn.pane.HTML("<b>Export</b>", margin=(8, 10, 0, 10)),
             pn.Row(self.export_md, self.export_json),
             pn.pane.HTML("<b>Import a JSON export</b>", margin=(8, 10, 0, 10)),
-            self.importer, sizing_mode="stretch_width")
+            self.importer,
+            sizing_mode="stretch_width",
+        )
 
     # -- the list
     async def refresh(self) -> None:
@@ -98,8 +125,10 @@ class ConversationsPanel:
         buttons = []
         for summary in found:
             button = pn.widgets.Button(
-                label=summary.title, color="primary" if summary.id == current else "light",
-                sizing_mode="stretch_width", css_classes=["mixchat-conversation"],
+                label=summary.title,
+                color="primary" if summary.id == current else "light",
+                sizing_mode="stretch_width",
+                css_classes=["mixchat-conversation"],
                 stylesheets=[APP_CSS],
                 description=f"{summary.backend} · {summary.updated_at:%Y-%m-%d %H:%M}",
                 margin=(2, 5),
@@ -108,8 +137,11 @@ class ConversationsPanel:
             buttons.append(button)
         self.items.objects = buttons
         if not found:
-            self.notice.object = "No conversations yet." if not self.search.value_input \
+            self.notice.object = (
+                "No conversations yet."
+                if not self.search.value_input
                 else "No conversation matches."
+            )
         else:
             self.notice.object = ""
         for summary in found:
@@ -119,8 +151,15 @@ class ConversationsPanel:
     def _show_disabled(self) -> None:
         self.items.objects = []
         self.notice.object = text_html(f"History is off: {self.gateway.error}", "mixchat-error")
-        for widget in (self.search, self.rename, self.delete, self.title, self.importer,
-                       self.export_md, self.export_json):
+        for widget in (
+            self.search,
+            self.rename,
+            self.delete,
+            self.title,
+            self.importer,
+            self.export_md,
+            self.export_json,
+        ):
             widget.disabled = True
 
     async def _searched(self, _: Any) -> None:

@@ -85,7 +85,7 @@ def fit_context(
     if context_length is None:
         return messages, 0
     system = messages[:1] if messages and messages[0]["role"] == "system" else []
-    body = messages[len(system):]
+    body = messages[len(system) :]
     dropped = 0
     while len(body) > 1 and count_tokens(system + body) + max_tokens > context_length:
         body = body[2:]

@@ -36,16 +36,23 @@ class ReplyView:
     def __init__(self, user: str, steps: pn.Column | None = None) -> None:
         self.body = markdown_pane("", streaming=True, css_classes=["message", "mixchat-reply"])
         self.status = pn.pane.HTML("", css_classes=["mixchat-status"], margin=(2, 10))
-        self.notice = pn.pane.HTML("", css_classes=["mixchat-notice"], margin=(2, 10),
-                                   visible=False)
+        self.notice = pn.pane.HTML(
+            "", css_classes=["mixchat-notice"], margin=(2, 10), visible=False
+        )
         self.footer = pn.pane.HTML("", css_classes=["mixchat-stats"], margin=(2, 10))
         self.steps = steps or pn.Column(sizing_mode="stretch_width", margin=0)
         # the body joins the layout with the first text: an error leaves no empty bubble
-        self.layout = pn.Column(self.notice, self.steps, self.status, self.footer,
-                                sizing_mode="stretch_width", margin=0)
+        self.layout = pn.Column(
+            self.notice, self.steps, self.status, self.footer, sizing_mode="stretch_width", margin=0
+        )
         self.message = pn.chat.ChatMessage(
-            self.layout, user=user, avatar=ASSISTANT_AVATAR, show_reaction_icons=False,
-            show_copy_icon=False, sizing_mode="stretch_width", stylesheets=[APP_CSS],
+            self.layout,
+            user=user,
+            avatar=ASSISTANT_AVATAR,
+            show_reaction_icons=False,
+            show_copy_icon=False,
+            sizing_mode="stretch_width",
+            stylesheets=[APP_CSS],
         )
 
     def show(self, text: str) -> None:
@@ -80,9 +87,14 @@ class ReplyView:
 
 def user_message(text: str) -> pn.chat.ChatMessage:
     """A stored user message shown again (when a conversation is opened)."""
-    return pn.chat.ChatMessage(markdown_pane(text, css_classes=["message"]), user=USER_NAME,
-                               avatar=USER_AVATAR, show_reaction_icons=False,
-                               show_copy_icon=False, stylesheets=[APP_CSS])
+    return pn.chat.ChatMessage(
+        markdown_pane(text, css_classes=["message"]),
+        user=USER_NAME,
+        avatar=USER_AVATAR,
+        show_reaction_icons=False,
+        show_copy_icon=False,
+        stylesheets=[APP_CSS],
+    )
 
 
 def restored_reply(record: Any, user: str) -> pn.chat.ChatMessage:

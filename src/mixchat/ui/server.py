@@ -29,10 +29,17 @@ def url(settings: Settings, address: str | None = None) -> str:
     return f"http://{shown}:{settings.port}/"
 
 
-def serve(settings: Settings, *, num_procs: int = 1, show: bool = False,
-          basic_auth: str | None = None, cookie_secret: str | None = None,
-          address: str | None = None, allow_websocket_origin: list[str] | None = None,
-          **kwargs: Any) -> None:
+def serve(
+    settings: Settings,
+    *,
+    num_procs: int = 1,
+    show: bool = False,
+    basic_auth: str | None = None,
+    cookie_secret: str | None = None,
+    address: str | None = None,
+    allow_websocket_origin: list[str] | None = None,
+    **kwargs: Any,
+) -> None:
     """Start the server on ``settings.host:settings.port``; blocks until it stops."""
     configure_panel()
     options: dict[str, Any] = {}
@@ -66,7 +73,9 @@ def websocket_origins(host: str, port: int, extra: list[str] | None = None) -> l
     names = {"localhost", "127.0.0.1", host}
     if host in ("0.0.0.0", "::"):
         names |= {socket.gethostname(), socket.getfqdn()}
-    return sorted(f"{name}:{port}" for name in names if name not in ("0.0.0.0", "::")) + list(extra or [])
+    return sorted(f"{name}:{port}" for name in names if name not in ("0.0.0.0", "::")) + list(
+        extra or []
+    )
 
 
 def _log_to_stderr() -> None:

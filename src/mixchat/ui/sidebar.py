@@ -30,31 +30,52 @@ class SettingsPanel(param.Parameterized):
         self.base = settings
         self._keys: dict[str, SecretStr] = {}
         self._tools = {tool.name: tool for tool in registered_tools()}
-        self.backend = pn.widgets.Select(label="Backend", options=backends.names(),
-                                         value=settings.backend, sizing_mode="stretch_width")
-        self.model = pn.widgets.TextInput(label="Model", value=settings.model or "",
-                                          placeholder="the backend's default",
-                                          sizing_mode="stretch_width")
-        self.base_url = pn.widgets.TextInput(label="Server URL", value=settings.base_url or "",
-                                             placeholder="the provider's default",
-                                             sizing_mode="stretch_width")
-        self.api_key = pn.widgets.PasswordInput(label="API key", placeholder="paste a key",
-                                                sizing_mode="stretch_width")
+        self.backend = pn.widgets.Select(
+            label="Backend",
+            options=backends.names(),
+            value=settings.backend,
+            sizing_mode="stretch_width",
+        )
+        self.model = pn.widgets.TextInput(
+            label="Model",
+            value=settings.model or "",
+            placeholder="the backend's default",
+            sizing_mode="stretch_width",
+        )
+        self.base_url = pn.widgets.TextInput(
+            label="Server URL",
+            value=settings.base_url or "",
+            placeholder="the provider's default",
+            sizing_mode="stretch_width",
+        )
+        self.api_key = pn.widgets.PasswordInput(
+            label="API key", placeholder="paste a key", sizing_mode="stretch_width"
+        )
         self.key_status = pn.pane.HTML("", css_classes=["mixchat-hint"], margin=(0, 10))
         self.system_prompt = pn.widgets.TextAreaInput(
-            label="System prompt", value=settings.system_prompt, auto_grow=True, max_rows=8,
-            placeholder="e.g. You are a concise assistant.", sizing_mode="stretch_width")
-        self.temperature = pn.widgets.FloatSlider(label="Temperature", start=0.0, end=2.0, step=0.05)
+            label="System prompt",
+            value=settings.system_prompt,
+            auto_grow=True,
+            max_rows=8,
+            placeholder="e.g. You are a concise assistant.",
+            sizing_mode="stretch_width",
+        )
+        self.temperature = pn.widgets.FloatSlider(
+            label="Temperature", start=0.0, end=2.0, step=0.05
+        )
         self.top_p = pn.widgets.FloatSlider(label="Top p", start=0.05, end=1.0, step=0.01)
         self.top_k = pn.widgets.IntSlider(label="Top k (0: off)", start=0, end=200, step=1)
         self.max_tokens = pn.widgets.IntSlider(label="Max new tokens", start=16, end=4096, step=16)
-        self.repetition_penalty = pn.widgets.FloatSlider(label="Repetition penalty", start=0.5,
-                                                         end=2.0, step=0.05)
-        self.reset = pn.widgets.Button(label="Reset to defaults", icon="restore",
-                                       color="light", sizing_mode="stretch_width")
+        self.repetition_penalty = pn.widgets.FloatSlider(
+            label="Repetition penalty", start=0.5, end=2.0, step=0.05
+        )
+        self.reset = pn.widgets.Button(
+            label="Reset to defaults", icon="restore", color="light", sizing_mode="stretch_width"
+        )
         self.agent = pn.widgets.Switch(label="Agent mode", value=False, margin=(8, 10))
-        self.tools = pn.widgets.CheckBoxGroup(label="Tools", options=list(self._tools),
-                                              value=list(self._tools), inline=True)
+        self.tools = pn.widgets.CheckBoxGroup(
+            label="Tools", options=list(self._tools), value=list(self._tools), inline=True
+        )
         self.reset_sampling()
         self.reset.on_click(lambda _: self.reset_sampling())
         self.api_key.param.watch(self._take_key, "value")
@@ -88,12 +109,14 @@ class SettingsPanel(param.Parameterized):
     def snapshot(self) -> dict[str, Any]:
         """The settings a conversation is saved with (no secrets)."""
         return {name: getattr(self, name).value for name in _SAMPLING} | {
-            "agent": self.agent.value, "tools": list(self.tools.value),
+            "agent": self.agent.value,
+            "tools": list(self.tools.value),
             "base_url": self.base_url.value.strip() or None,
         }
 
-    def restore(self, backend: str, model: str | None, system_prompt: str,
-                saved: dict[str, Any]) -> None:
+    def restore(
+        self, backend: str, model: str | None, system_prompt: str, saved: dict[str, Any]
+    ) -> None:
         """Show the settings a conversation was saved with."""
         if backend in self.backend.options:
             self.backend.value = backend
@@ -141,16 +164,35 @@ class SettingsPanel(param.Parameterized):
 
     # -- layout
     def model_section(self) -> pn.Column:
-        return pn.Column(self.backend, self.model, self.base_url, self.api_key, self.key_status,
-                         sizing_mode="stretch_width")
+        return pn.Column(
+            self.backend,
+            self.model,
+            self.base_url,
+            self.api_key,
+            self.key_status,
+            sizing_mode="stretch_width",
+        )
 
     def sampling_section(self) -> pn.Column:
-        return pn.Column(self.system_prompt, self.temperature, self.top_p, self.top_k,
-                         self.max_tokens, self.repetition_penalty, self.reset,
-                         sizing_mode="stretch_width")
+        return pn.Column(
+            self.system_prompt,
+            self.temperature,
+            self.top_p,
+            self.top_k,
+            self.max_tokens,
+            self.repetition_penalty,
+            self.reset,
+            sizing_mode="stretch_width",
+        )
 
     def agent_section(self) -> pn.Column:
-        return pn.Column(self.agent,
-                         pn.pane.HTML("The model may use tools, step by step.",
-                                      css_classes=["mixchat-hint"], margin=(0, 10)),
-                         self.tools, sizing_mode="stretch_width")
+        return pn.Column(
+            self.agent,
+            pn.pane.HTML(
+                "The model may use tools, step by step.",
+                css_classes=["mixchat-hint"],
+                margin=(0, 10),
+            ),
+            self.tools,
+            sizing_mode="stretch_width",
+        )

@@ -42,7 +42,7 @@ def error_advice(error: str | None, error_type: str | None) -> str:
         "AuthError": "Check the API key in the sidebar (or the environment variable).",
         "RateLimited": "Wait a moment and send again, or switch to another backend.",
         "Unreachable": "Check that the server is running and the base URL is right, "
-                       "or switch backend in the sidebar.",
+        "or switch backend in the sidebar.",
         "Timeout": "The server is slow or overloaded: try again, or lower max new tokens.",
         "ContextOverflow": "Start a new chat, or lower max new tokens.",
         "ServerError": "The server failed: try again in a moment.",

@@ -28,8 +28,12 @@ MAX_WAIT = 1.0
 class Throttle:
     """Collects text; :meth:`push` says when the pending text should be flushed."""
 
-    def __init__(self, interval: float = UPDATE_INTERVAL, max_wait: float = MAX_WAIT,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        interval: float = UPDATE_INTERVAL,
+        max_wait: float = MAX_WAIT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.interval = interval
         self.max_wait = max(interval, max_wait)
         self._clock = clock
