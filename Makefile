@@ -52,8 +52,12 @@ system-test-deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 	    chromium postgresql fonts-dejavu-core ; }
 
-lint:
-	$(PY) -m ruff check src tests benchmarks
+# The checks CI runs before the tests: types (mypy, configured in pyproject.toml), format, lint.
+LINTED := src tests benchmarks
+lint: install-test
+	$(PY) -m mypy
+	$(PY) -m ruff format --check $(LINTED)
+	$(PY) -m ruff check $(LINTED)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

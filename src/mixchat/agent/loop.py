@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 
 from mixchat.agent import protocol
@@ -41,6 +41,9 @@ from mixchat.backends import (
 from mixchat.config import AGENT_SAMPLING, SamplingParams
 from mixchat.errors import ConfigError
 from mixchat.tools.base import FINAL_ANSWER, Tool, normalize_name
+
+#: What the loop and its helpers yield (closed with ``aclosing`` when the reader stops).
+Events = AsyncGenerator[AgentEvent, None]
 
 _STRUCTURED = frozenset({Capability.JSON_SCHEMA, Capability.JSON_MODE})
 
@@ -102,7 +105,7 @@ class Agent:
         query: str,
         history: list[dict[str, str]] | None = None,
         cancel: CancelToken | None = None,
-    ) -> AsyncIterator[AgentEvent]:
+    ) -> Events:
         """Events of one answer; always ends with exactly one :class:`AgentFinished`."""
         cancel = cancel or CancelToken()
         system = (
@@ -113,30 +116,28 @@ class Agent:
         memory = Memory(system=system, query=query, history=clean_history(history))
         for step in range(1, self.max_steps + 1):
             yield StepStarted(step)
-            async with _closing(self._step(memory, step, cancel)) as events:
+            async with contextlib.aclosing(self._step(memory, step, cancel)) as events:
                 async for event in events:
                     yield event
                     if isinstance(event, AgentFinished):
                         return
-        async with _closing(self._last_call(memory, cancel)) as events:
+        async with contextlib.aclosing(self._last_call(memory, cancel)) as events:
             async for event in events:
                 yield event
 
     # -- one step ----------------------------------------------------------------------------
 
-    async def _step(
-        self, memory: Memory, step: int, cancel: CancelToken
-    ) -> AsyncIterator[AgentEvent]:
+    async def _step(self, memory: Memory, step: int, cancel: CancelToken) -> Events:
         turn = _Turn()
         request = self._request(memory, cancel, turn)
-        async with _closing(self._generate(request, turn)) as events:
+        async with contextlib.aclosing(self._generate(request, turn)) as events:
             async for event in events:
                 yield event
         if (stop := self._stopped(turn, step, cancel)) is not None:
             yield stop
             return
         if self.native_tools:
-            async with _closing(self._native_step(memory, step, turn, cancel)) as events:
+            async with contextlib.aclosing(self._native_step(memory, step, turn, cancel)) as events:
                 async for event in events:
                     yield event
             return
@@ -158,7 +159,7 @@ class Agent:
             yield AgentFinished(answer, step, "answer")
             return
         recorded = protocol.recorded_reply(turn.reply)
-        async with _closing(
+        async with contextlib.aclosing(
             self._use_tool(step, action.tool_name, action.input, cancel, memory, recorded)
         ) as events:
             async for event in events:
@@ -166,7 +167,7 @@ class Agent:
 
     async def _native_step(
         self, memory: Memory, step: int, turn: _Turn, cancel: CancelToken
-    ) -> AsyncIterator[AgentEvent]:
+    ) -> Events:
         if not turn.calls:
             yield AgentFinished(turn.text.strip(), step, "answer")
             return
@@ -179,7 +180,7 @@ class Agent:
             yield StepError(step, str(error), recorded)
             memory.add(recorded, protocol.correction(error, self.tool_names))
             return
-        async with _closing(
+        async with contextlib.aclosing(
             self._use_tool(step, name, _native_input(call), cancel, memory, recorded)
         ) as events:
             async for event in events:
@@ -193,7 +194,7 @@ class Agent:
         cancel: CancelToken,
         memory: Memory,
         recorded: str,
-    ) -> AsyncIterator[AgentEvent]:
+    ) -> Events:
         yield ToolCalled(step, name, tool_input)
         started = time.perf_counter()
         output = await _run_tool(self.tools[name], tool_input, cancel)
@@ -204,12 +205,12 @@ class Agent:
         yield ToolResult(step, name, output, ok, time.perf_counter() - started)
         memory.add(recorded, protocol.observation(output))
 
-    async def _last_call(self, memory: Memory, cancel: CancelToken) -> AsyncIterator[AgentEvent]:
+    async def _last_call(self, memory: Memory, cancel: CancelToken) -> Events:
         """At the step limit: one more call that can only answer."""
         steps = self.max_steps
         turn = _Turn()
         request = self._request(memory, cancel, turn, final=True)
-        async with _closing(self._generate(request, turn)) as events:
+        async with contextlib.aclosing(self._generate(request, turn)) as events:
             async for event in events:
                 yield event
         if (stop := self._stopped(turn, steps, cancel)) is not None:
@@ -245,7 +246,7 @@ class Agent:
             )
         return request
 
-    async def _generate(self, request: ChatRequest, turn: _Turn) -> AsyncIterator[AgentEvent]:
+    async def _generate(self, request: ChatRequest, turn: _Turn) -> Events:
         """Stream one reply into ``turn``, yielding final-answer text as soon as it is readable."""
         async with contextlib.aclosing(self.backend.stream(request)) as events:
             async for event in events:
@@ -269,12 +270,6 @@ class Agent:
             error = (done.error if done else None) or "the model failed without a message"
             return AgentFinished("", step, "error", error=error)
         return None
-
-
-def _closing(events: AsyncIterator[AgentEvent]) -> contextlib.aclosing[AsyncIterator[AgentEvent]]:
-    """Close a nested event generator as soon as its consumer stops (a closed web page), so
-    the backend stream under it is closed at once rather than when garbage is collected."""
-    return contextlib.aclosing(events)  # type: ignore[type-var]
 
 
 def _unstreamed(turn: _Turn, answer: str) -> str:

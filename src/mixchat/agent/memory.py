@@ -6,6 +6,7 @@ system, (earlier turns), user query, assistant JSON, user "Tool Output: ...", as
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 Message = dict[str, str]
@@ -50,7 +51,7 @@ class Memory:
         return messages
 
 
-def clean_history(history: list[dict[str, object]] | None) -> list[Message]:
+def clean_history(history: Sequence[Mapping[str, object]] | None) -> list[Message]:
     """Earlier user/assistant turns of a chat, in the alternating shape prompts need."""
     turns: list[Message] = []
     for message in history or []:

@@ -16,15 +16,16 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncGenerator, AsyncIterator, Hashable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from mixchat.backends.events import Done, Event, Queued, TextDelta, Usage
 from mixchat.config import SamplingParams, Settings
 from mixchat.errors import MixchatError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Message = dict[str, str]
 
@@ -173,7 +174,7 @@ class Backend(ABC):
     async def aclose(self) -> None:
         """Release the model and its connections."""
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[Event | ToolCall]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[Event | ToolCall, None]:
         """Stream the reply's events; the last one is always a :class:`Done`. Never raises
         for model or server failures: they end the stream with ``finish_reason="error"``."""
         usage = Usage()
@@ -225,7 +226,9 @@ class Backend(ABC):
         raise AssertionError("stream ended without Done")  # pragma: no cover
 
 
-async def _until_cancelled(events: AsyncIterator[Any], cancel: CancelToken) -> AsyncIterator[Any]:
+async def _until_cancelled(
+    events: AsyncIterator[T], cancel: CancelToken
+) -> AsyncGenerator[T, None]:
     """Iterate ``events`` until they end or ``cancel`` is set, then close them at once.
 
     Closing the generator runs the backend's ``finally`` blocks: the worker thread is told to
@@ -248,7 +251,8 @@ async def _until_cancelled(events: AsyncIterator[Any], cancel: CancelToken) -> A
                 break
     finally:
         cancelled.cancel()
-        await events.aclose()  # type: ignore[attr-defined]
+        if isinstance(events, AsyncGenerator):
+            await events.aclose()
 
 
 class _Meter:

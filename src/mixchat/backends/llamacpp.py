@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from threading import Event
-from typing import Any
+from typing import Any, cast
 
 from mixchat.backends.base import Backend, Capability, ChatRequest
 from mixchat.backends.events import Queued, TextDelta, Usage
@@ -285,7 +285,8 @@ def _template_formatter(llm: Any, template: str) -> Formatter:
     formatter = Jinja2ChatFormatter(template=template, bos_token=bos, eos_token=eos)
 
     def tokens(messages: list[dict[str, str]], prefix: str) -> Tokens:
-        text = formatter(messages=messages).prompt + prefix
+        # llama-cpp-python types messages as its own TypedDicts; ours have the same shape.
+        text = formatter(messages=cast(Any, messages)).prompt + prefix
         return llm.tokenize(text.encode(), add_bos=not text.startswith(bos), special=True)
 
     return tokens

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 
 
@@ -36,7 +36,7 @@ class RequestQueue:
     def busy(self) -> bool:
         return self._busy
 
-    async def wait_turn(self) -> AsyncIterator[int]:
+    async def wait_turn(self) -> AsyncGenerator[int, None]:
         """Yield the number of requests ahead each time it changes; end when this one may run.
 
         The caller must call :meth:`release` once it is done (or use :meth:`slot`).

@@ -24,7 +24,15 @@ import random
 import re
 import time
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterator,
+    Mapping,
+)
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
@@ -291,7 +299,7 @@ class RemoteBackend(Backend, Generic[ClientT]):
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def guard(self, items: AsyncIterator[T]) -> AsyncIterator[T]:
+    async def guard(self, items: AsyncIterator[T]) -> AsyncGenerator[T, None]:
         """``items`` with every failure while streaming mapped to a mixchat error."""
         try:
             async for item in items:

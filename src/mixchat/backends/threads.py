@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -22,7 +22,7 @@ _END = object()
 async def iterate_in_thread(
     produce: Callable[[threading.Event], Iterator[T]],
     executor: ThreadPoolExecutor | None = None,
-) -> AsyncIterator[T]:
+) -> AsyncGenerator[T, None]:
     """Yield what ``produce(stop)`` yields in a worker thread; ``stop`` is set when we leave."""
     loop = asyncio.get_running_loop()
     items: asyncio.Queue[object] = asyncio.Queue()

@@ -379,13 +379,13 @@ class Evaluator:
         function = self._eval(node.func, scope)
         if id(function) not in _CALLABLES and function is not self.print_function:
             raise CalcError(f"{_source(node.func)} is not a function the calculator knows")
-        args = []
+        args: list[Any] = []
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 args.extend(self._iterate(self._eval(arg.value, scope)))
             else:
                 args.append(self._eval(arg, scope))
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         for keyword in node.keywords:
             if keyword.arg is None:
                 raise CalcError("**keyword arguments are not supported by the calculator")

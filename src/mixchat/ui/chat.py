@@ -69,15 +69,16 @@ class ChatController:
         self._told_history_off = False
         #: Called after each save (the conversation list refreshes).
         self.on_saved: Callable[[], Awaitable[None]] | None = None
+        self.input = pn.chat.ChatAreaInput(
+            placeholder=INPUT_PLACEHOLDER, auto_grow=True, max_rows=8
+        )
         self.interface = pn.chat.ChatInterface(
             callback=self._respond,
             callback_user="Assistant",
             user=USER_NAME,
             avatar=USER_AVATAR,
             renderers=[render_message],
-            widgets=pn.chat.ChatAreaInput(
-                placeholder=INPUT_PLACEHOLDER, auto_grow=True, max_rows=8
-            ),
+            widgets=self.input,
             show_rerun=False,
             show_undo=False,
             show_clear=False,
@@ -227,7 +228,7 @@ class ChatController:
         removed = self.history.truncate(index)
         self._remove_views(removed)
         self._delete_stored(removed)
-        instance.active_widget.value_input = removed[0].content
+        self.input.value_input = removed[0].content
 
     def stop(self) -> None:
         if self._cancel is not None:

@@ -177,7 +177,7 @@ class ConversationsPanel:
     # -- the open conversation
     async def _rename_clicked(self, _: Any) -> None:
         current = self._current()
-        title = self.title.value.strip()
+        title = (self.title.value or "").strip()
         if current and title:
             await self.gateway.try_call("rename", current, title)
             await self.refresh()
@@ -203,13 +203,13 @@ class ConversationsPanel:
     def _export_markdown(self) -> io.StringIO:
         current = self._current()
         text = self.gateway.call_sync("export_markdown", current) if current else ""
-        self.export_md.filename = _file_name(self.title.value, ".md")
+        self.export_md.filename = _file_name(self.title.value or "", ".md")
         return io.StringIO(text)
 
     def _export_json(self) -> io.StringIO:
         current = self._current()
         data = self.gateway.call_sync("export_json", current) if current else {}
-        self.export_json.filename = _file_name(self.title.value, ".json")
+        self.export_json.filename = _file_name(self.title.value or "", ".json")
         return io.StringIO(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
     async def _imported(self, event: Any) -> None:

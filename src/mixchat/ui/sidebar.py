@@ -88,8 +88,8 @@ class SettingsPanel(param.Parameterized):
         backend = self.backend.value
         update: dict[str, Any] = {
             "backend": backend,
-            "model": self.model.value.strip() or None,
-            "base_url": self.base_url.value.strip() or self.base.base_url,
+            "model": (self.model.value or "").strip() or None,
+            "base_url": (self.base_url.value or "").strip() or self.base.base_url,
             "system_prompt": self.system_prompt.value,
             **{name: getattr(self, name).value for name in _SAMPLING},
         }
@@ -111,7 +111,7 @@ class SettingsPanel(param.Parameterized):
         return {name: getattr(self, name).value for name in _SAMPLING} | {
             "agent": self.agent.value,
             "tools": list(self.tools.value),
-            "base_url": self.base_url.value.strip() or None,
+            "base_url": (self.base_url.value or "").strip() or None,
         }
 
     def restore(
