@@ -15,6 +15,7 @@ from typing import Any
 
 from mixchat.backends import Backend, Capability, ChatRequest, TextDelta, ToolCall, Usage
 from mixchat.config import Settings
+from mixchat.outcome import Outcome
 
 Script = str | Sequence[Any] | Exception
 
@@ -54,6 +55,6 @@ class ScriptedBackend(Backend):
                     if self.delay:
                         await asyncio.sleep(self.delay)
                     yield TextDelta(part[start : start + self.chunk])
-            yield Usage(prompt_tokens=1, completion_tokens=1, finish_reason="stop")
+            yield Usage(prompt_tokens=1, completion_tokens=1, outcome=Outcome.STOP)
         finally:
             self.closed += 1

@@ -36,6 +36,7 @@ from mixchat.agent.protocol import (
 )
 from mixchat.backends import CancelToken, Capability, ToolCall
 from mixchat.errors import ConfigError, Unreachable
+from mixchat.outcome import Outcome
 from mixchat.tools import (
     SearchResult,
     Tool,
@@ -96,7 +97,7 @@ async def test_direct_answer_streams_the_final_answer() -> None:
     assert kinds(events) == ["StepStarted", "AgentFinished"]
     assert len([e for e in events if isinstance(e, AnswerDelta)]) > 2  # streamed, not at once
     assert answer_text(events) == "Hello! How can I help?"
-    assert finished(events) == AgentFinished("Hello! How can I help?", 1, "answer")
+    assert finished(events) == AgentFinished("Hello! How can I help?", 1, Outcome.STOP)
     request = backend.requests[0]
     assert (
         request.messages[0]["role"] == "system" and "Calculator" in request.messages[0]["content"]
@@ -125,7 +126,7 @@ async def test_calculator_then_answer_reaches_158_39() -> None:
     result = next(e for e in events if isinstance(e, ToolResult))
     assert result.tool == "Calculator" and result.ok and result.output.startswith("158.39")
     assert 0 < result.duration < 5
-    assert finished(events).reason == "answer" and finished(events).steps == 2
+    assert finished(events).outcome is Outcome.STOP and finished(events).steps == 2
     first, second = (r.messages for r in backend.requests)
     assert second[: len(first)] == first  # append-only: step 2's prompt extends step 1's
     assert second[-2]["role"] == "assistant" and second[-2]["content"].startswith(PRIMER)
@@ -144,7 +145,9 @@ async def test_search_then_calculator_then_answer() -> None:
     results = [e for e in events if isinstance(e, ToolResult)]
     assert [(r.tool, r.ok) for r in results] == [("Search", True), ("Calculator", True)]
     assert "330 metres" in results[0].output and results[1].output == "660"
-    assert finished(events) == AgentFinished("Two Eiffel Towers are 660 metres tall.", 3, "answer")
+    assert finished(events) == AgentFinished(
+        "Two Eiffel Towers are 660 metres tall.", 3, Outcome.STOP
+    )
     observation = backend.requests[1].messages[-1]["content"]
     assert observation.startswith("Tool Output: Search results") and "untrusted" in observation
 
@@ -183,7 +186,7 @@ async def test_unknown_tool_is_fed_back_with_the_tool_list() -> None:
     assert error.message.startswith('there is no tool named "Weather"')
     assert not any(isinstance(e, ToolCalled) for e in events)
     assert "there is no tool named" in backend.requests[1].messages[-1]["content"]
-    assert finished(events).reason == "answer"
+    assert finished(events).outcome is Outcome.STOP
 
 
 async def test_tool_errors_become_observations() -> None:
@@ -204,14 +207,14 @@ async def test_tool_errors_become_observations() -> None:
     assert results[0].output.startswith("Error: ZeroDivisionError")
     assert results[1].output == "Error: Broken failed: RuntimeError: disk on fire"
     assert backend.requests[2].messages[-1]["content"].startswith("Tool Output: Error: Broken")
-    assert finished(events).reason == "answer"
+    assert finished(events).outcome is Outcome.STOP
 
 
 async def test_step_limit_forces_one_last_answer_without_tools() -> None:
     backend = ScriptedBackend([call("Calculator", "1 + 1")] * 2 + [' Two, I think."\n}\n```'])
     events = await collect(Agent(backend, tools(), max_steps=2).run("1+1?"))
     assert [e.step for e in events if isinstance(e, StepStarted)] == [1, 2]
-    assert finished(events) == AgentFinished("Two, I think.", 2, "step_limit")
+    assert finished(events) == AgentFinished("Two, I think.", 2, Outcome.STEP_LIMIT)
     assert answer_text(events) == "Two, I think."
     last = backend.requests[-1]
     assert len(backend.requests) == 3
@@ -243,7 +246,7 @@ async def test_schema_at_the_step_limit_allows_only_a_final_answer() -> None:
     final = json.dumps({"tool_name": "Final Answer", "input": "2"})
     backend = ScriptedBackend([reply, final], capabilities=[Capability.JSON_MODE])
     events = await collect(Agent(backend, tools(), max_steps=1).run("2?"))
-    assert finished(events) == AgentFinished("2", 1, "step_limit")
+    assert finished(events) == AgentFinished("2", 1, Outcome.STEP_LIMIT)
     assert backend.requests[-1].json_schema["properties"]["tool_name"]["enum"] == ["Final Answer"]
 
 
@@ -287,7 +290,7 @@ async def test_backend_failure_ends_the_run_with_its_error() -> None:
     backend = ScriptedBackend([Unreachable("cannot reach the server at http://x: start it")])
     events = await collect(Agent(backend, tools()).run("hi"))
     assert finished(events) == AgentFinished(
-        "", 1, "error", error="cannot reach the server at http://x: start it"
+        "", 1, Outcome.ERROR, error="cannot reach the server at http://x: start it"
     )
 
 
@@ -299,7 +302,7 @@ async def test_cancel_during_generation_stops_promptly() -> None:
     started = time.monotonic()
     events = await collect(agent_events)
     assert time.monotonic() - started < 2
-    assert finished(events).reason == "cancelled"
+    assert finished(events).outcome is Outcome.CANCELLED
 
 
 async def test_cancel_during_a_tool_stops_promptly() -> None:
@@ -317,7 +320,7 @@ async def test_cancel_during_a_tool_stops_promptly() -> None:
             cancel.cancel()
     assert time.monotonic() - started < 2
     assert kinds(events) == ["StepStarted", "ToolCalled", "AgentFinished"]
-    assert finished(events).reason == "cancelled"
+    assert finished(events).outcome is Outcome.CANCELLED
 
 
 async def test_closing_the_event_stream_closes_the_backend_stream() -> None:
@@ -495,7 +498,7 @@ async def test_terminal_view_prints_steps_and_streams_the_answer() -> None:
     console = Console(file=buffer, width=100, color_system=None)
     result = await print_agent_events(Agent(backend, tools()).run(QUESTION), console)
     printed = buffer.getvalue()
-    assert result.reason == "answer" and result.answer == "It is about 158.39."
+    assert result.outcome is Outcome.STOP and result.answer == "It is about 158.39."
     assert "Step 1" in printed and "→ Calculator: from math import sqrt" in printed
     assert "← 158.39191898578665" in printed
     assert "! not a valid tool call" in printed
@@ -540,7 +543,7 @@ async def test_embedded_model_runs_valid_steps_with_the_grammar(embedded_gguf: P
     finally:
         await close_all()
     end = finished(events)
-    assert end.reason in ("answer", "step_limit"), end
+    assert end.outcome in (Outcome.STOP, Outcome.STEP_LIMIT), end
     assert end.steps <= 2 and end.answer
     assert not any(isinstance(e, StepError) for e in events), events
     for event in events:

@@ -41,7 +41,7 @@ async def test_echo_streams_word_by_word_and_ends_with_stats() -> None:
     deltas = [e.text for e in events if isinstance(e, TextDelta)]
     assert deltas == ["one ", "two ", "three ", "four ", "five"]
     done = events[-1]
-    assert isinstance(done, Done) and done.ok and done.finish_reason == "stop"
+    assert isinstance(done, Done) and done.ok and done.outcome == "stop"
     assert done.completion_tokens == 5 and done.time_to_first_token is not None
     assert done.tokens_per_second and done.tokens_per_second > 0
 
@@ -49,7 +49,7 @@ async def test_echo_streams_word_by_word_and_ends_with_stats() -> None:
 async def test_max_tokens_ends_with_length() -> None:
     backend = get_backend(load_settings(backend="echo", echo_delay=0))
     reply = await backend.complete(ChatRequest(USER, SamplingParams(max_tokens=2)))
-    assert reply.text == "one two " and reply.done.finish_reason == "length"
+    assert reply.text == "one two " and reply.done.outcome == "length"
 
 
 async def test_cancel_stops_promptly_and_keeps_the_partial_reply() -> None:
@@ -64,7 +64,7 @@ async def test_cancel_stops_promptly_and_keeps_the_partial_reply() -> None:
                 request.cancel.cancel()
         elif isinstance(event, Done):
             done = event
-    assert done.finish_reason == "cancelled" and len(seen) == 3
+    assert done.outcome == "cancelled" and len(seen) == 3
     assert time.perf_counter() - started < 1.0  # not the 10 s the whole reply takes
 
 
@@ -86,7 +86,7 @@ async def test_cancel_interrupts_a_stalled_backend() -> None:
     started = time.perf_counter()
     events = await collect(backend, request)
     assert time.perf_counter() - started < 2
-    assert events[0] == TextDelta("partial") and events[-1].finish_reason == "cancelled"
+    assert events[0] == TextDelta("partial") and events[-1].outcome == "cancelled"
     assert Stalled.closed  # the backend's cleanup ran (an HTTP stream would be closed)
 
 
@@ -101,8 +101,28 @@ async def test_failures_end_the_stream_with_one_line() -> None:
     events = await collect(Failing(load_settings()), ChatRequest(USER))
     done = events[-1]
     assert events[0] == TextDelta("so far")
-    assert (done.finish_reason, done.error_type) == ("error", "RateLimited")
+    assert (done.outcome, done.error_type) == ("error", "RateLimited")
     assert done.error == "rate limited by the server: wait a minute and retry"
+
+
+async def test_a_failure_keeps_its_type_to_the_caller() -> None:
+    """The mapped exception rides on Done, so a library user can ``except RateLimited``."""
+
+    class Failing(Backend):
+        name = "failing"
+
+        async def _generate(self, request: ChatRequest) -> AsyncIterator[TextDelta]:
+            yield TextDelta("so far")
+            raise RateLimited("rate limited by the server")
+
+    reply = await Failing(load_settings()).complete(ChatRequest(USER))
+    assert isinstance(reply.done.exception, RateLimited) and reply.text == "so far"
+    with pytest.raises(RateLimited, match="rate limited by the server"):
+        reply.raise_for_error()
+    fine = await get_backend(load_settings(backend="echo", echo_delay=0)).complete(
+        ChatRequest(USER)
+    )
+    assert fine.raise_for_error() is fine and fine.done.exception is None
 
 
 async def test_a_failing_load_is_reported_not_raised() -> None:
@@ -116,7 +136,7 @@ async def test_a_failing_load_is_reported_not_raised() -> None:
             yield TextDelta("never")
 
     done = (await Unloadable(load_settings()).complete(ChatRequest(USER))).done
-    assert (done.finish_reason, done.error) == ("error", "no such model")
+    assert (done.outcome, done.error) == ("error", "no such model")
 
 
 async def test_queue_is_first_come_first_served_and_reports_positions() -> None:

@@ -11,6 +11,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from mixchat.cli.history import history_app
+from mixchat.outcome import Outcome, Stats
 from mixchat.store import LOCAL_OWNER, ConversationStore
 
 runner = CliRunner()
@@ -47,7 +48,7 @@ def chat(store: ConversationStore) -> str:
         "assistant",
         "Paris",
         status="stopped",
-        stats={"completion_tokens": 1, "tokens_per_second": 4.0},
+        stats=Stats(Outcome.CANCELLED, completion_tokens=1, tokens_per_second=4.0),
     )
     return created.id
 

@@ -147,7 +147,7 @@ async def test_stop_ends_generation_early_and_frees_the_model(mixtral: LlamaCppB
                 request.cancel.cancel()
         elif isinstance(event, Done):
             done = event
-    assert done.finish_reason == "cancelled" and done.completion_tokens < 50
+    assert done.outcome == "cancelled" and done.completion_tokens < 50
     follow_up = await asyncio.wait_for(mixtral.complete(ChatRequest(CONVERSATIONS[0], GREEDY)), 30)
     assert follow_up.done.ok
 

@@ -73,7 +73,7 @@ def request(**kwargs: object) -> ChatRequest:
 
 def assert_clear_error(done: Done, error_type: str) -> str:
     """The stream ended in ``error_type`` with a one-line message free of the key."""
-    assert done.finish_reason == "error"
+    assert done.outcome == "error"
     assert done.error_type == error_type, done.error
     assert done.error and "\n" not in done.error and len(done.error) < 400
     assert KEY not in repr(done)
@@ -149,7 +149,7 @@ async def test_good_reply_usage_and_key(fault: FaultServer, remote: Remote, name
     reply = await backend.complete(request())
     assert reply.text == GOOD_TEXT
     done = reply.done
-    assert (done.finish_reason, done.prompt_tokens, done.completion_tokens) == ("stop", 7, 5)
+    assert (done.outcome, done.prompt_tokens, done.completion_tokens) == ("stop", 7, 5)
     assert fault.requests[0].headers["authorization"] == f"Bearer {KEY}"
 
 
@@ -265,7 +265,7 @@ async def test_cancel_closes_the_http_stream(fault: FaultServer, remote: Remote)
         events.append(event)
         if len(events) == 3:
             cancel.cancel()
-    assert isinstance(events[-1], Done) and events[-1].finish_reason == "cancelled"
+    assert isinstance(events[-1], Done) and events[-1].outcome == "cancelled"
     assert len(events) == 4  # no text after the cancel
     assert await asyncio.to_thread(fault.disconnected.wait, 5)  # the server saw the hang-up
     await assert_still_works(backend)
@@ -281,7 +281,7 @@ async def test_cancel_during_a_retry_wait_is_prompt(
     asyncio.get_running_loop().call_later(0.2, cancel.cancel)
     started = time.monotonic()
     reply = await backend.complete(request(cancel=cancel))
-    assert reply.done.finish_reason == "cancelled"
+    assert reply.done.outcome == "cancelled"
     assert time.monotonic() - started < 2
 
 

@@ -19,7 +19,9 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 import mixchat.store
+from mixchat.agent.steps import Step
 from mixchat.config import load_settings
+from mixchat.outcome import Outcome, Stats
 from mixchat.store import (
     ConversationStore,
     NotFound,
@@ -134,16 +136,16 @@ def test_a_reply_is_saved_when_sent_and_when_it_ends(store: ConversationStore) -
     chat = new_chat(store)
     question = store.add_message("alice", chat, "user", "Tell me a story")
     reply = store.add_message("alice", chat, "assistant", "", status="stopped")
-    stats = {"completion_tokens": 3, "tokens_per_second": 12.5, "duration": 0.24}
+    stats = Stats(Outcome.CANCELLED, completion_tokens=3, tokens_per_second=12.5, duration=0.24)
     store.update_message("alice", reply, content="Once upon a", status="stopped", stats=stats)
-    steps = [{"thought": "search", "tool": "web_search", "observation": "..."}]
+    steps = [Step(1, tool="web_search", input="search", output="...", ok=True, duration=0.5)]
     failed = store.add_message(
         "alice",
         chat,
         "assistant",
         "Partial",
         status="error",
-        stats={"error": "server went away"},
+        stats=Stats(Outcome.ERROR, error="server went away"),
         steps=steps,
     )
     messages = store.get("alice", chat).messages
@@ -165,16 +167,16 @@ def test_update_message_keeps_fields_not_given(store: ConversationStore) -> None
         "assistant",
         "Hel",
         status="stopped",
-        stats={"completion_tokens": 1},
-        steps=[{"n": 1}],
+        stats=Stats(Outcome.CANCELLED, completion_tokens=1),
+        steps=[Step(1, error="not JSON", raw="hmm")],
     )
     store.update_message("alice", reply, content="Hello")
     (message,) = store.get("alice", chat).messages
     assert (message.content, message.status, message.stats, message.steps) == (
         "Hello",
         "stopped",
-        {"completion_tokens": 1},
-        [{"n": 1}],
+        Stats(Outcome.CANCELLED, completion_tokens=1),
+        [Step(1, error="not JSON", raw="hmm")],
     )
 
 
@@ -287,7 +289,7 @@ def test_export_then_import_round_trips_exactly(store: ConversationStore) -> Non
         reply,
         content="Partial",
         status="stopped",
-        stats={"completion_tokens": 2, "tokens_per_second": 3.5, "nested": [1, None]},
+        stats=Stats(Outcome.CANCELLED, completion_tokens=2, tokens_per_second=3.5),
     )
     store.add_message(
         "alice",
@@ -295,7 +297,7 @@ def test_export_then_import_round_trips_exactly(store: ConversationStore) -> Non
         "assistant",
         "Oops",
         status="error",
-        steps=[{"tool": "calculator", "input": {"expression": "2+2"}, "output": "4"}],
+        steps=[Step(1, tool="Calculator", input="2+2", output="4", ok=True, duration=0.1)],
     )
     exported = store.export_json("alice", chat)
     document = json.loads(json.dumps(exported))  # what a file holds
@@ -305,6 +307,31 @@ def test_export_then_import_round_trips_exactly(store: ConversationStore) -> Non
     assert again | {"id": chat} == exported
     assert [m["status"] for m in again["messages"]] == ["complete", "stopped", "error"]
     assert store.get("bob", copy).owner == "bob"
+
+
+def test_what_older_versions_stored_reads_as_typed_stats_and_steps(
+    store: ConversationStore,
+) -> None:
+    """Exports written before the one vocabulary (``finish_reason``, ``step``, extra keys)."""
+    document = store.export_json("alice", new_chat(store))
+    document["messages"] = [
+        {"role": "user", "content": "2+2?"},
+        {
+            "role": "assistant",
+            "content": "4",
+            "status": "complete",
+            "stats": {"finish_reason": "length", "completion_tokens": 5, "error_type": None},
+            "steps": [
+                {"step": 2, "tool": "Calculator", "input": "2+2", "output": "4", "ok": True},
+                "not a step",
+            ],
+        },
+        {"role": "assistant", "content": "", "status": "stopped", "stats": {"duration": 1}},
+    ]
+    messages = store.get("alice", store.import_json("alice", document)).messages
+    assert messages[1].stats == Stats(Outcome.LENGTH, completion_tokens=5)
+    assert messages[1].steps == [Step(2, tool="Calculator", input="2+2", output="4", ok=True)]
+    assert messages[2].stats == Stats(Outcome.CANCELLED, duration=1)
 
 
 @pytest.mark.parametrize(
@@ -341,7 +368,7 @@ def test_markdown_export(store: ConversationStore) -> None:
         "assistant",
         "Boil water",
         status="stopped",
-        stats={"completion_tokens": 2, "tokens_per_second": 10.0},
+        stats=Stats(Outcome.CANCELLED, completion_tokens=2, tokens_per_second=10.0),
     )
     markdown = store.export_markdown("alice", chat)
     assert markdown.startswith("# Cooking\n")
@@ -470,12 +497,13 @@ def test_default_database_lives_in_the_data_dir(
 WRITER = textwrap.dedent("""
     import sys
     from mixchat.store import ConversationStore
+    from mixchat.outcome import Stats
     store = ConversationStore(sys.argv[1])
     chat, name, count = sys.argv[2], sys.argv[3], int(sys.argv[4])
     for i in range(count):
         reply = store.add_message("alice", chat, "assistant", "", status="stopped")
         store.update_message("alice", reply, content=f"{name} {i} " * 50, status="complete",
-                             stats={"completion_tokens": i})
+                             stats=Stats("stop", completion_tokens=i))
         print(reply, i, flush=True)
 """)
 
@@ -511,7 +539,7 @@ def test_sigkill_mid_write_loses_nothing_committed(tmp_path: Path) -> None:
         assert (message.content, message.status, message.stats) == (
             f"w {index} " * 50,
             "complete",
-            {"completion_tokens": index},
+            Stats(Outcome.STOP, completion_tokens=index),
         )
     # At most the one being written when killed: saved as sent, or saved whole.
     assert len(messages) <= 1

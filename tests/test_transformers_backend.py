@@ -120,7 +120,7 @@ async def test_streams_several_chunks_before_generation_ends(backend: Any) -> No
             arrivals.append(time.perf_counter())
         events.append(event)
     done = events[-1]
-    assert done.finish_reason == "length" and done.completion_tokens == 100
+    assert done.outcome == "length" and done.completion_tokens == 100
     assert done.prompt_tokens == len(mistral_common_ids(HI))
     # text arrived while generate was still running, not all at once after it returned
     generate_returned = recorder.finished_at[0]
@@ -137,7 +137,7 @@ async def test_cancel_after_first_chunk_stops_generation_promptly(backend: Any) 
             request.cancel.cancel()
         if isinstance(event, Done):
             done, ended = event, time.perf_counter()
-    assert done.finish_reason == "cancelled"
+    assert done.outcome == "cancelled"
     assert done.completion_tokens < 20
     assert ended - cancelled_at < 1.0
     assert recorder.new_tokens[0] < 30  # generate itself stopped, far before 1500
@@ -155,7 +155,7 @@ async def test_leaving_the_stream_stops_generation_through_the_stop_event(backen
     await stream.aclose()  # what Backend.stream does when the page closes
     assert recorder.new_tokens[0] < 30
     _, done = await collect(backend, ChatRequest(HI, params=GREEDY))
-    assert done.finish_reason == "length"
+    assert done.outcome == "length"
 
 
 def test_the_cancel_token_alone_stops_generate(backend: Any) -> None:
@@ -255,7 +255,7 @@ def test_models_without_mistral_vocab_use_their_chat_template() -> None:
 
 async def test_a_malformed_conversation_is_a_clear_error(backend: Any) -> None:
     _, done = await collect(backend, ChatRequest([{"role": "assistant", "content": "hi"}]))
-    assert done.finish_reason == "error" and done.error_type == "BadRequest"
+    assert done.outcome == "error" and done.error_type == "BadRequest"
     assert "user" in done.error
 
 
@@ -296,7 +296,7 @@ async def test_a_stop_string_ends_the_reply_before_it(backend: Any) -> None:
         backend, ChatRequest(HI, params=GREEDY.model_copy(update={"stop": (stop,)}))
     )
     assert text_of(events) == full[: full.index(stop)]
-    assert done.finish_reason == "stop" and done.completion_tokens < 40
+    assert done.outcome == "stop" and done.completion_tokens < 40
 
 
 def test_sampling_parameters_map_to_generate(model_dir: Path) -> None:

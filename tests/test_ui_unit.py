@@ -13,13 +13,14 @@ from pydantic import SecretStr
 from mixchat import backends
 from mixchat.backends.events import Done
 from mixchat.config import Settings, load_settings
+from mixchat.errors import AuthError, Unreachable
 from mixchat.store import ConversationStore
 from mixchat.ui.chat import ChatController, welcome_text
 from mixchat.ui.conversations import ConversationsPanel
 from mixchat.ui.history import History, Turn, fit_context
 from mixchat.ui.render import code_block, markdown_pane
 from mixchat.ui.sidebar import SettingsPanel
-from mixchat.ui.stats import done_stats, error_advice, format_stats
+from mixchat.ui.stats import error_advice, format_stats
 from mixchat.ui.storage import StoreGateway, close_stores
 from mixchat.ui.throttle import FRAME_BYTES, Throttle
 
@@ -167,15 +168,15 @@ def test_code_block_fences_text_that_contains_fences() -> None:
 
 def test_stats_line_has_tokens_speed_first_token_and_reason() -> None:
     done = Done("length", 12, 40, 0.25, 2.0, 21.3)
-    line = format_stats(done_stats(done))
+    line = format_stats(done)
     assert line == (
         "40 tokens · 21.3 tok/s · first token 0.25 s · total 2.0 s · hit the max new tokens limit"
     )
 
 
 def test_error_advice_says_what_to_do() -> None:
-    assert "API key" in error_advice("401 unauthorized", "AuthError")
-    assert "server" in error_advice("cannot connect", "Unreachable")
+    assert "API key" in error_advice(AuthError("401 unauthorized"))
+    assert "server" in error_advice(Unreachable("cannot connect"))
 
 
 # -- settings sidebar -----------------------------------------------------------------------
@@ -251,11 +252,11 @@ async def test_a_turn_streams_a_reply_with_stats_and_is_saved(tmp_path: Path) ->
         ("user", "second", "complete"),
         ("assistant", "second", "complete"),
     ]
-    assert turns[-1].stats is not None and turns[-1].stats["completion_tokens"] == 1
+    assert turns[-1].stats is not None and turns[-1].stats.completion_tokens == 1
     stored = ConversationStore(settings.database).get("local", chat.conversation_id)
     assert stored.title == "hello there"
     assert [(m.role, m.content) for m in stored.messages] == [(t.role, t.content) for t in turns]
-    assert stored.messages[-1].stats["finish_reason"] == "stop"
+    assert stored.messages[-1].stats.outcome == "stop"
 
 
 async def test_an_opened_conversation_continues_with_its_history(tmp_path: Path) -> None:
@@ -293,7 +294,7 @@ async def test_stop_keeps_the_partial_reply_marked_stopped(tmp_path: Path) -> No
     reply = chat.history.turns[-1]
     assert reply.status == "stopped"
     assert 0 < len(reply.content) < len(text) and text.startswith(reply.content)
-    assert reply.stats is not None and reply.stats["finish_reason"] == "cancelled"
+    assert reply.stats is not None and reply.stats.outcome == "cancelled"
 
 
 async def test_a_backend_failure_becomes_a_message_and_the_chat_goes_on(tmp_path: Path) -> None:

@@ -26,6 +26,8 @@ from mixchat.backends import (
 )
 from mixchat.config import SamplingParams, Settings, load_settings
 from mixchat.errors import BackendError, ConfigError, MixchatError
+from mixchat.messages import Message
+from mixchat.outcome import Outcome, Stats
 from mixchat.prompt import mixtral_prompt, mixtral_token_ids
 
 __version__ = "0.1.0"
@@ -53,11 +55,14 @@ __all__ = [
     "ChatRequest",
     "ConfigError",
     "Done",
+    "Message",
     "MixchatError",
+    "Outcome",
     "Queued",
     "Reply",
     "SamplingParams",
     "Settings",
+    "Stats",
     "TextDelta",
     "Tool",
     "__version__",

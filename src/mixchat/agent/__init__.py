@@ -25,6 +25,7 @@ from mixchat.agent.protocol import (
     parse_action,
     system_message,
 )
+from mixchat.agent.steps import Step, StepLog
 
 __all__ = [
     "Action",
@@ -34,6 +35,8 @@ __all__ = [
     "AnswerDelta",
     "ProtocolError",
     "StepError",
+    "Step",
+    "StepLog",
     "StepStarted",
     "ToolCalled",
     "ToolResult",

@@ -3,12 +3,15 @@
 A run yields, per step, ``StepStarted`` then either ``ToolCalled`` + ``ToolResult`` (the tool's
 output goes back to the model), a ``StepError`` (a reply that was not a valid tool call, fed
 back so the model can correct it), or ``AnswerDelta`` events (the final answer, streamed). The
-last event is always one ``AgentFinished``.
+last event is always one ``AgentFinished``. :class:`~mixchat.agent.steps.StepLog` folds the
+step events into :class:`~mixchat.agent.steps.Step` records.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from mixchat.outcome import Outcome
 
 
 @dataclass(frozen=True)
@@ -48,10 +51,17 @@ class AnswerDelta:
 
 @dataclass(frozen=True)
 class AgentFinished:
+    """The end of a run: the answer, the steps it took, and how it ended.
+
+    ``outcome`` is ``STOP`` (answered), ``STEP_LIMIT`` (answered at the step limit, without
+    more tools), ``CANCELLED`` or ``ERROR``; a failed run keeps its ``exception``.
+    """
+
     answer: str
     steps: int
-    reason: str  # "answer" | "step_limit" | "cancelled" | "error"
+    outcome: Outcome
     error: str | None = None
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
 
 
 AgentEvent = StepStarted | ToolCalled | ToolResult | StepError | AnswerDelta | AgentFinished

@@ -29,6 +29,7 @@ from mixchat.agent.events import (
     ToolResult,
 )
 from mixchat.agent.memory import Memory, clean_history
+from mixchat.agent.steps import Step
 from mixchat.backends import (
     Backend,
     CancelToken,
@@ -40,6 +41,8 @@ from mixchat.backends import (
 )
 from mixchat.config import AGENT_SAMPLING, SamplingParams
 from mixchat.errors import ConfigError
+from mixchat.messages import Message
+from mixchat.outcome import Outcome
 from mixchat.tools.base import FINAL_ANSWER, Tool, normalize_name
 
 #: What the loop and its helpers yield (closed with ``aclosing`` when the reader stops).
@@ -103,7 +106,7 @@ class Agent:
     async def run(
         self,
         query: str,
-        history: list[dict[str, str]] | None = None,
+        history: Sequence[Message] | None = None,
         cancel: CancelToken | None = None,
     ) -> Events:
         """Events of one answer; always ends with exactly one :class:`AgentFinished`."""
@@ -145,18 +148,25 @@ class Agent:
             action = protocol.parse_action(turn.text, self.tool_names, turn.primer)
         except protocol.ProtocolError as error:
             if turn.answer.text:  # a final answer already streamed, then cut: keep it
-                yield AgentFinished(turn.answer.text, step, "answer")
+                yield AgentFinished(turn.answer.text, step, Outcome.STOP)
                 return
             yield StepError(step, str(error), turn.reply)
             memory.add(
-                protocol.recorded_reply(turn.reply), protocol.correction(error, self.tool_names)
+                Step(
+                    step,
+                    error=str(error),
+                    raw=turn.reply,
+                    ok=False,
+                    reply=protocol.recorded_reply(turn.reply),
+                    feedback=protocol.correction(error, self.tool_names),
+                )
             )
             return
         if action.is_final:
             answer = action.input.strip()
             if rest := _unstreamed(turn, answer):
                 yield AnswerDelta(rest)
-            yield AgentFinished(answer, step, "answer")
+            yield AgentFinished(answer, step, Outcome.STOP)
             return
         recorded = protocol.recorded_reply(turn.reply)
         async with contextlib.aclosing(
@@ -169,7 +179,7 @@ class Agent:
         self, memory: Memory, step: int, turn: _Turn, cancel: CancelToken
     ) -> Events:
         if not turn.calls:
-            yield AgentFinished(turn.text.strip(), step, "answer")
+            yield AgentFinished(turn.text.strip(), step, Outcome.STOP)
             return
         by_function = {protocol.function_name(name): name for name in self.tools}
         call = turn.calls[0]  # one call per step, like the JSON protocol
@@ -178,7 +188,16 @@ class Agent:
         if name is None:
             error = protocol.ProtocolError(f'there is no tool named "{call.name}".')
             yield StepError(step, str(error), recorded)
-            memory.add(recorded, protocol.correction(error, self.tool_names))
+            memory.add(
+                Step(
+                    step,
+                    error=str(error),
+                    raw=recorded,
+                    ok=False,
+                    reply=recorded,
+                    feedback=protocol.correction(error, self.tool_names),
+                )
+            )
             return
         async with contextlib.aclosing(
             self._use_tool(step, name, _native_input(call), cancel, memory, recorded)
@@ -199,11 +218,23 @@ class Agent:
         started = time.perf_counter()
         output = await _run_tool(self.tools[name], tool_input, cancel)
         if output is None:
-            yield AgentFinished("", step, "cancelled")
+            yield AgentFinished("", step, Outcome.CANCELLED)
             return
         ok = not output.startswith("Error")
-        yield ToolResult(step, name, output, ok, time.perf_counter() - started)
-        memory.add(recorded, protocol.observation(output))
+        duration = time.perf_counter() - started
+        yield ToolResult(step, name, output, ok, duration)
+        memory.add(
+            Step(
+                step,
+                tool=name,
+                input=tool_input,
+                output=output,
+                ok=ok,
+                duration=duration,
+                reply=recorded,
+                feedback=protocol.observation(output),
+            )
+        )
 
     async def _last_call(self, memory: Memory, cancel: CancelToken) -> Events:
         """At the step limit: one more call that can only answer."""
@@ -225,7 +256,7 @@ class Agent:
                 answer = turn.answer.text or turn.text.strip()
             if rest := _unstreamed(turn, answer):
                 yield AnswerDelta(rest)
-        yield AgentFinished(answer, steps, "step_limit")
+        yield AgentFinished(answer, steps, Outcome.STEP_LIMIT)
 
     # -- model calls -------------------------------------------------------------------------
 
@@ -264,11 +295,12 @@ class Agent:
     def _stopped(self, turn: _Turn, step: int, cancel: CancelToken) -> AgentFinished | None:
         """The end of the run if the call was cancelled or failed."""
         done = turn.done
-        if cancel.is_set() or (done is not None and done.finish_reason == "cancelled"):
-            return AgentFinished(turn.answer.text, step, "cancelled")
-        if done is None or done.finish_reason == "error":
+        if cancel.is_set() or (done is not None and done.outcome is Outcome.CANCELLED):
+            return AgentFinished(turn.answer.text, step, Outcome.CANCELLED)
+        if done is None or done.outcome is Outcome.ERROR:
             error = (done.error if done else None) or "the model failed without a message"
-            return AgentFinished("", step, "error", error=error)
+            exception = done.exception if done else None
+            return AgentFinished("", step, Outcome.ERROR, error=error, exception=exception)
         return None
 
 

@@ -9,21 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-Message = dict[str, str]
-
-
-@dataclass(frozen=True)
-class Step:
-    """One model reply and what the model was told about it (a tool's output or an error)."""
-
-    reply: str
-    feedback: str
-
-    def to_messages(self) -> list[Message]:
-        return [
-            {"role": "assistant", "content": self.reply},
-            {"role": "user", "content": self.feedback},
-        ]
+from mixchat.agent.steps import Step
+from mixchat.messages import Message
 
 
 @dataclass
@@ -33,21 +20,22 @@ class Memory:
     history: list[Message] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
 
-    def add(self, reply: str, feedback: str) -> None:
-        self.steps.append(Step(reply, feedback))
+    def add(self, step: Step) -> None:
+        """Keep ``step``; its ``reply`` and ``feedback`` join the conversation."""
+        self.steps.append(step)
 
     def to_messages(self, note: str = "") -> list[Message]:
         """The conversation; ``note`` is appended to its last user turn (the step-limit call)."""
         messages = [
-            {"role": "system", "content": self.system},
+            Message(role="system", content=self.system),
             *self.history,
-            {"role": "user", "content": self.query},
+            Message(role="user", content=self.query),
         ]
         for step in self.steps:
             messages += step.to_messages()
         if note:
             last = messages[-1]
-            messages[-1] = {"role": "user", "content": f"{last['content']}\n\n{note}"}
+            messages[-1] = Message(role="user", content=f"{last['content']}\n\n{note}")
         return messages
 
 
@@ -56,12 +44,12 @@ def clean_history(history: Sequence[Mapping[str, object]] | None) -> list[Messag
     turns: list[Message] = []
     for message in history or []:
         role, content = message.get("role"), message.get("content")
-        if role not in ("user", "assistant") or not isinstance(content, str):
+        if (role != "user" and role != "assistant") or not isinstance(content, str):
             continue
         if turns and turns[-1]["role"] == role:  # merge, so roles alternate
-            turns[-1] = {"role": role, "content": f"{turns[-1]['content']}\n\n{content}"}
+            turns[-1] = Message(role=role, content=f"{turns[-1]['content']}\n\n{content}")
         else:
-            turns.append({"role": role, "content": content})
+            turns.append(Message(role=role, content=content))
     while turns and turns[0]["role"] != "user":
         turns.pop(0)
     if turns and turns[-1]["role"] == "user":  # the query is the next user turn

@@ -15,11 +15,10 @@ from mixchat.backends.base import (
     CancelToken,
     Capability,
     ChatRequest,
-    Message,
     Reply,
     ToolCall,
 )
-from mixchat.backends.events import Done, Event, FinishReason, Queued, TextDelta, Usage
+from mixchat.backends.events import Done, Event, Queued, TextDelta, Usage
 from mixchat.config import Settings
 from mixchat.errors import ConfigError
 
@@ -79,8 +78,6 @@ __all__ = [
     "ChatRequest",
     "Done",
     "Event",
-    "FinishReason",
-    "Message",
     "Queued",
     "Reply",
     "TextDelta",

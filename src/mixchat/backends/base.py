@@ -23,11 +23,11 @@ from typing import Any, ClassVar, TypeVar
 from mixchat.backends.events import Done, Event, Queued, TextDelta, Usage
 from mixchat.config import SamplingParams, Settings
 from mixchat.errors import MixchatError
+from mixchat.messages import Message
+from mixchat.outcome import Outcome
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-Message = dict[str, str]
 
 
 class Capability(str, enum.Enum):
@@ -111,6 +111,14 @@ class Reply:
     done: Done
     tool_calls: list[ToolCall] = field(default_factory=list)
 
+    def raise_for_error(self) -> Reply:
+        """The reply, or its exception raised (``except RateLimited:`` works around this).
+
+        text = (await backend.complete(request)).raise_for_error().text
+        """
+        self.done.raise_for_error()
+        return self
+
 
 class Backend(ABC):
     """A model that streams replies. Subclasses live one per file in ``mixchat.backends``."""
@@ -176,14 +184,15 @@ class Backend(ABC):
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Event | ToolCall, None]:
         """Stream the reply's events; the last one is always a :class:`Done`. Never raises
-        for model or server failures: they end the stream with ``finish_reason="error"``."""
+        for model or server failures: they end the stream with ``Outcome.ERROR`` and the
+        exception on ``Done.exception``."""
         usage = Usage()
-        finish: str | None = None
+        outcome = Outcome.STOP
         error: BaseException | None = None
         try:
             await self.load()  # before the meter starts: loading is not time to first token
         except Exception as exc:
-            yield _Meter().done("error", usage, exc)
+            yield _Meter().done(Outcome.ERROR, usage, exc)
             return
         meter = _Meter()
         try:
@@ -200,20 +209,20 @@ class Backend(ABC):
                         usage = event
                     else:
                         yield event
-            finish = "cancelled" if request.cancel.is_set() else (usage.finish_reason or "stop")
+            if request.cancel.is_set():
+                outcome = Outcome.CANCELLED
+            else:
+                outcome = usage.outcome or Outcome.STOP
         except MixchatError as exc:
             error = exc
         except Exception as exc:  # a library failure we did not map: still one clear line
             log.exception("%s backend failed", self.name)
             error = exc
-        yield meter.done(
-            finish_reason="error" if error else finish,  # type: ignore[arg-type]
-            usage=usage,
-            error=error,
-        )
+        yield meter.done(Outcome.ERROR if error else outcome, usage, error)
 
     async def complete(self, request: ChatRequest) -> Reply:
-        """Drain :meth:`stream` into a whole reply."""
+        """Drain :meth:`stream` into a whole reply; a failure is kept on ``reply.done`` (with the
+        text so far), and :meth:`Reply.raise_for_error` raises it."""
         parts: list[str] = []
         calls: list[ToolCall] = []
         async for event in self.stream(request):
@@ -268,19 +277,19 @@ class _Meter:
             self.first = time.perf_counter()
         self.chunks += 1
 
-    def done(self, finish_reason: str, usage: Usage, error: BaseException | None) -> Done:
+    def done(self, outcome: Outcome, usage: Usage, error: BaseException | None) -> Done:
         end = time.perf_counter()
         tokens = usage.completion_tokens if usage.completion_tokens is not None else self.chunks
         rate = None
         if self.first is not None and tokens > 1 and end > self.first:
             rate = (tokens - 1) / (end - self.first)  # decode speed, after the first token
         return Done(
-            finish_reason=finish_reason,  # type: ignore[arg-type]
+            outcome=outcome,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=tokens,
             time_to_first_token=None if self.first is None else self.first - self.start,
             duration=end - self.start,
             tokens_per_second=rate,
             error=None if error is None else (str(error) or type(error).__name__),
-            error_type=None if error is None else type(error).__name__,
+            exception=error,
         )

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 
 from mixchat.backends.base import Backend, Capability, ChatRequest
 from mixchat.backends.events import TextDelta, Usage
+from mixchat.messages import Message
+from mixchat.outcome import Outcome
 
 
 class EchoBackend(Backend):
@@ -27,7 +29,7 @@ class EchoBackend(Backend):
     def context_length(self) -> int:
         return self.settings.n_ctx
 
-    def count_tokens(self, messages: list[dict[str, str]]) -> int:
+    def count_tokens(self, messages: list[Message]) -> int:
         return sum(len(m["content"].split()) + 1 for m in messages)
 
     async def _generate(self, request: ChatRequest) -> AsyncIterator[TextDelta | Usage]:
@@ -41,11 +43,11 @@ class EchoBackend(Backend):
         yield Usage(
             prompt_tokens=self.count_tokens(request.messages),
             completion_tokens=min(len(words), limit),
-            finish_reason="length" if len(words) > limit else "stop",
+            outcome=Outcome.LENGTH if len(words) > limit else Outcome.STOP,
         )
 
 
-def _last_user(messages: list[dict[str, str]]) -> str:
+def _last_user(messages: list[Message]) -> str:
     for message in reversed(messages):
         if message["role"] == "user":
             return message["content"]

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
 
-FinishReason = Literal["stop", "length", "cancelled", "error"]
+from mixchat.outcome import Outcome, Stats
 
 
 @dataclass(frozen=True)
@@ -27,29 +26,34 @@ class Queued:
 
 @dataclass(frozen=True)
 class Usage:
-    """Token counts a backend reports; the base class adds timing to make a :class:`Done`."""
+    """Token counts a backend reports; the base class adds timing to make a :class:`Done`.
+
+    ``outcome`` is ``STOP`` or ``LENGTH`` (None: ``STOP``); cancellation and errors are the
+    base class's to say.
+    """
 
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
-    finish_reason: FinishReason | None = None
+    outcome: Outcome | None = None
 
 
 @dataclass(frozen=True)
-class Done:
-    """The last event of every stream: why it ended, how long it took, and how much."""
+class Done(Stats):
+    """The last event of every stream: its :class:`Stats`, and for a failed reply the
+    exception itself (a :class:`~mixchat.errors.MixchatError` where the backend mapped it), so
+    callers can pick what to do by its type."""
 
-    finish_reason: FinishReason
-    prompt_tokens: int | None
-    completion_tokens: int
-    time_to_first_token: float | None  # seconds from the request to the first text
-    duration: float  # seconds from the request to the end
-    tokens_per_second: float | None  # completion tokens over the generation time
-    error: str | None = None  # one line for the user when finish_reason is "error"
-    error_type: str | None = None  # the MixchatError class name
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
 
     @property
-    def ok(self) -> bool:
-        return self.finish_reason in ("stop", "length")
+    def error_type(self) -> str | None:
+        """The exception's class name (for logs and tests)."""
+        return None if self.exception is None else type(self.exception).__name__
+
+    def raise_for_error(self) -> None:
+        """Raise the reply's exception, if it failed."""
+        if self.exception is not None:
+            raise self.exception
 
 
 Event = TextDelta | Queued | Done

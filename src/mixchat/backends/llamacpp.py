@@ -28,6 +28,8 @@ from mixchat.backends.queue import RequestQueue
 from mixchat.backends.threads import iterate_in_thread
 from mixchat.config import Settings
 from mixchat.errors import ConfigError, ContextOverflow, MissingDependency, ModelLoadError
+from mixchat.messages import Message
+from mixchat.outcome import Outcome
 from mixchat.prompt import (
     TRANSCRIPT_STOP,
     gemma_prompt,
@@ -40,7 +42,7 @@ from mixchat.prompt import (
 log = logging.getLogger(__name__)
 
 Tokens = list[int]
-Formatter = Callable[[list[dict[str, str]], str], Tokens]
+Formatter = Callable[[list[Message], str], Tokens]
 CHAT_FORMATS = ("mixtral", "gemma", "template", "transcript")
 
 
@@ -141,7 +143,7 @@ class LlamaCppBackend(Backend):
                 f"architecture this llama.cpp does not know ({exc})"
             ) from None
 
-    def prompt_tokens(self, messages: list[dict[str, str]], assistant_prefix: str = "") -> Tokens:
+    def prompt_tokens(self, messages: list[Message], assistant_prefix: str = "") -> Tokens:
         """The token ids the model evaluates for ``messages`` (needs the model loaded)."""
         if self._format is None:
             raise RuntimeError("the model is not loaded yet: await backend.load() first")
@@ -150,7 +152,7 @@ class LlamaCppBackend(Backend):
         except ValueError as exc:  # an invalid conversation
             raise ConfigError(str(exc)) from None
 
-    def count_tokens(self, messages: list[dict[str, str]]) -> int:
+    def count_tokens(self, messages: list[Message]) -> int:
         if self._format is None:
             return super().count_tokens(messages)
         return len(self.prompt_tokens(messages))
@@ -220,7 +222,7 @@ class LlamaCppBackend(Backend):
         yield Usage(
             prompt_tokens=len(tokens),
             completion_tokens=min(generated, max_tokens),
-            finish_reason="length" if finish == "length" else "stop",
+            outcome=Outcome.LENGTH if finish == "length" else Outcome.STOP,
         )
 
     def _stop_strings(self) -> list[str]:
@@ -270,7 +272,7 @@ def has_mixtral_vocab(llm: Any) -> bool:
 def _text_formatter(llm: Any, render: Callable[..., str], add_bos: bool) -> Formatter:
     """Render text (special tokens written out, or none), then let llama.cpp tokenize it."""
 
-    def tokens(messages: list[dict[str, str]], prefix: str) -> Tokens:
+    def tokens(messages: list[Message], prefix: str) -> Tokens:
         return llm.tokenize(render(messages, prefix).encode(), add_bos=add_bos, special=True)
 
     return tokens
@@ -284,7 +286,7 @@ def _template_formatter(llm: Any, template: str) -> Formatter:
     eos = llm.detokenize([llm.token_eos()], special=True).decode(errors="ignore")
     formatter = Jinja2ChatFormatter(template=template, bos_token=bos, eos_token=eos)
 
-    def tokens(messages: list[dict[str, str]], prefix: str) -> Tokens:
+    def tokens(messages: list[Message], prefix: str) -> Tokens:
         # llama-cpp-python types messages as its own TypedDicts; ours have the same shape.
         text = formatter(messages=cast(Any, messages)).prompt + prefix
         return llm.tokenize(text.encode(), add_bos=not text.startswith(bos), special=True)

@@ -88,7 +88,7 @@ class MistralBackend(RemoteBackend[Mistral]):
 
     def _arguments(self, request: ChatRequest) -> dict[str, Any]:
         """The SDK call's arguments: only fields the Mistral API accepts."""
-        messages: list[dict[str, Any]] = list(request.messages)
+        messages: list[dict[str, Any]] = [dict(m) for m in request.messages]
         if request.assistant_prefix:
             messages.append(
                 {"role": "assistant", "content": request.assistant_prefix, "prefix": True}

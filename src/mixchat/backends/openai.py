@@ -152,7 +152,7 @@ class OpenAIBackend(RemoteBackend[AsyncOpenAI]):
             return stream
 
     def _arguments(self, request: ChatRequest, dialect: Dialect) -> dict[str, Any]:
-        messages: list[dict[str, Any]] = list(request.messages)
+        messages: list[dict[str, Any]] = [dict(m) for m in request.messages]
         extras: dict[str, Any] = {
             "stream_options": {"include_usage": True},
             **_extra_sampling(request.params),

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx2
 
 from mixchat.backends.base import Backend, ChatRequest, ToolCall
-from mixchat.backends.events import FinishReason, TextDelta, Usage
+from mixchat.backends.events import TextDelta, Usage
 from mixchat.config import SamplingParams, Settings
 from mixchat.errors import (
     AuthError,
@@ -55,6 +55,7 @@ from mixchat.errors import (
     Timeout,
     Unreachable,
 )
+from mixchat.outcome import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -406,7 +407,7 @@ async def _close_quietly(stream: Any) -> None:
         log.debug("closing the stream failed", exc_info=True)
 
 
-_FINISH: dict[str, FinishReason] = {"length": "length", "model_length": "length"}
+_FINISH: dict[str, Outcome] = {"length": Outcome.LENGTH, "model_length": Outcome.LENGTH}
 
 
 @dataclass
@@ -465,7 +466,7 @@ class ReplyAssembler:
         yield Usage(
             prompt_tokens=_int(getattr(usage, "prompt_tokens", None)),
             completion_tokens=_int(getattr(usage, "completion_tokens", None)),
-            finish_reason=_FINISH.get(self.finish_reason, "stop"),
+            outcome=_FINISH.get(self.finish_reason, Outcome.STOP),
         )
 
     def _without_echoed_prefix(self, text: str) -> str:

@@ -30,8 +30,8 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mixchat.backends.base import Backend, CancelToken, Capability, ChatRequest, Message
-from mixchat.backends.events import FinishReason, Queued, TextDelta, Usage
+from mixchat.backends.base import Backend, CancelToken, Capability, ChatRequest
+from mixchat.backends.events import Queued, TextDelta, Usage
 from mixchat.backends.queue import RequestQueue
 from mixchat.backends.threads import iterate_in_thread
 from mixchat.config import SamplingParams, Settings
@@ -43,6 +43,8 @@ from mixchat.errors import (
     MissingDependency,
     ModelLoadError,
 )
+from mixchat.messages import Message
+from mixchat.outcome import Outcome
 from mixchat.prompt import mistral_v1_sentencepiece, mixtral_prompt, mixtral_token_ids, split_system
 
 if TYPE_CHECKING:
@@ -442,10 +444,10 @@ class _GenerateJob(threading.Thread):
         self, prompt_tokens: int, max_new: int, *, stopped_by_text: bool, eos_ids: set[int]
     ) -> Usage:
         new = self.output[0, prompt_tokens:].tolist() if self.output is not None else []
-        finish: FinishReason = "stop"
+        outcome = Outcome.STOP
         if len(new) >= max_new and not stopped_by_text and (not new or new[-1] not in eos_ids):
-            finish = "length"
-        return Usage(prompt_tokens=prompt_tokens, completion_tokens=len(new), finish_reason=finish)
+            outcome = Outcome.LENGTH
+        return Usage(prompt_tokens=prompt_tokens, completion_tokens=len(new), outcome=outcome)
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +15,10 @@ from mixchat.cli.options import with_settings
 from mixchat.cli.terminal import format_stats, stream_reply
 from mixchat.config import Settings
 from mixchat.errors import MixchatError
+from mixchat.messages import Message
+
+if TYPE_CHECKING:
+    from mixchat.backends import Backend
 
 app = typer.Typer(
     name="mixchat",
@@ -27,11 +31,9 @@ app = typer.Typer(
 )
 
 
-def _messages(settings: Settings, history: list[dict[str, str]]) -> list[dict[str, str]]:
-    system = (
-        [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt else []
-    )
-    return system + history
+def _messages(settings: Settings, history: list[Message]) -> list[Message]:
+    prompt = settings.system_prompt
+    return [Message(role="system", content=prompt), *history] if prompt else list(history)
 
 
 def _fail(message: str) -> None:
@@ -64,7 +66,7 @@ def ask(
         asyncio.run(_ask_agent(settings, backend, text))
         return
     request = ChatRequest(
-        _messages(settings, [{"role": "user", "content": text}]), settings.sampling()
+        _messages(settings, [Message(role="user", content=text)]), settings.sampling()
     )
     _, done = asyncio.run(stream_reply(backend, request))
     if done.error:
@@ -73,22 +75,23 @@ def ask(
         typer.echo(format_stats(done), err=True)
 
 
-async def _ask_agent(settings: Settings, backend: object, question: str) -> None:
+async def _ask_agent(settings: Settings, backend: Backend, question: str) -> None:
     """Steps on stderr, the answer on stdout; Ctrl+C stops the agent."""
     from rich.console import Console
 
     from mixchat.agent import Agent
     from mixchat.backends import CancelToken
     from mixchat.cli.agent_view import print_agent_events
+    from mixchat.outcome import Outcome
 
     cancel = CancelToken()
     asyncio.get_running_loop().add_signal_handler(signal.SIGINT, cancel.cancel)
-    agent = Agent(backend, max_steps=settings.agent_max_steps)  # type: ignore[arg-type]
+    agent = Agent(backend, max_steps=settings.agent_max_steps)
     finished = await print_agent_events(
         agent.run(question, cancel=cancel), Console(stderr=True), answer_out=sys.stdout
     )
-    if finished.reason == "error":
-        _fail(getattr(finished, "error", None) or "the agent failed")
+    if finished.outcome is Outcome.ERROR:
+        _fail(finished.error or "the agent failed")
 
 
 @app.command()
@@ -104,7 +107,7 @@ def chat(settings: Settings) -> None:
     typer.echo(
         f"mixchat: talking to {backend.description}. /reset starts over, /exit quits.", err=True
     )
-    history: list[dict[str, str]] = []
+    history: list[Message] = []
     while True:
         try:
             line = input("you> ")
@@ -119,14 +122,14 @@ def chat(settings: Settings) -> None:
             continue
         if not line.strip():
             continue
-        history.append({"role": "user", "content": line})
+        history.append(Message(role="user", content=line))
         request = ChatRequest(_messages(settings, history), settings.sampling())
         reply, done = asyncio.run(stream_reply(backend, request))
         if done.error:
             typer.echo(f"[error] {done.error}", err=True)
             history.pop()
             continue
-        history.append({"role": "assistant", "content": reply})
+        history.append(Message(role="assistant", content=reply))
         typer.echo(f"[{format_stats(done)}]", err=True)
 
 

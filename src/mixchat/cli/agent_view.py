@@ -17,12 +17,13 @@ from mixchat.agent.events import (
     ToolCalled,
     ToolResult,
 )
+from mixchat.outcome import Outcome
 
 MAX_SHOWN = 400  # characters of a tool's input or output shown per line
 
 _ENDINGS = {
-    "step_limit": "(the step limit was reached: answered without more tools)",
-    "cancelled": "(stopped)",
+    Outcome.STEP_LIMIT: "(the step limit was reached: answered without more tools)",
+    Outcome.CANCELLED: "(stopped)",
 }
 
 
@@ -45,11 +46,11 @@ async def print_agent_events(
         elif isinstance(event, AgentFinished):
             if answering:
                 _write(console, answer_out, "\n")
-            elif event.answer and event.reason != "error":  # a backend that streamed nothing
+            elif event.answer and event.outcome is not Outcome.ERROR:  # nothing was streamed
                 console.print(Text("Answer:", style="bold green"))
                 _write(console, answer_out, event.answer + "\n")
-            if event.reason in _ENDINGS:
-                console.print(Text(_ENDINGS[event.reason], style="dim"))
+            if event.outcome in _ENDINGS:
+                console.print(Text(_ENDINGS[event.outcome], style="dim"))
             return event
         else:
             console.print(step_line(event))

@@ -8,16 +8,17 @@ import sys
 from typing import TextIO
 
 from mixchat.backends import Backend, CancelToken, ChatRequest, Done, Queued, TextDelta
+from mixchat.outcome import Stats
 
 
-def format_stats(done: Done) -> str:
-    """One line: tokens, speed, time to first token, finish reason."""
-    parts = [f"{done.completion_tokens} tokens"]
-    if done.tokens_per_second:
-        parts.append(f"{done.tokens_per_second:.1f} tok/s")
-    if done.time_to_first_token is not None:
-        parts.append(f"first token {done.time_to_first_token * 1000:.0f} ms")
-    parts.append(done.finish_reason)
+def format_stats(stats: Stats) -> str:
+    """One line: tokens, speed, time to first token, how the reply ended."""
+    parts = [f"{stats.completion_tokens} tokens"]
+    if stats.tokens_per_second:
+        parts.append(f"{stats.tokens_per_second:.1f} tok/s")
+    if stats.time_to_first_token is not None:
+        parts.append(f"first token {stats.time_to_first_token * 1000:.0f} ms")
+    parts.append(str(stats.outcome))
     return " · ".join(parts)
 
 

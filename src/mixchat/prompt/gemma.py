@@ -6,13 +6,13 @@ trimmed, the model's turn is left open.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mixchat.prompt.messages import split_system
 
 
-def gemma_prompt(messages: Sequence[dict[str, Any]], assistant_prefix: str = "") -> str:
+def gemma_prompt(messages: Sequence[Mapping[str, Any]], assistant_prefix: str = "") -> str:
     system, turns = split_system(messages)
     text = "<bos>"
     for index, message in enumerate(turns):

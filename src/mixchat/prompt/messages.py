@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mixchat.messages import Message
+
+#: The roles a prompt format takes (tool results are the agent's to turn into user turns).
 ROLES = ("system", "user", "assistant")
 
 
-def split_system(messages: Sequence[dict[str, Any]]) -> tuple[str, list[dict[str, str]]]:
+def split_system(messages: Sequence[Mapping[str, Any]]) -> tuple[str, list[Message]]:
     """Validate ``messages``; return the system prompt ("" if none) and the turns.
 
     Valid: an optional leading system message, then user and assistant turns alternating,
@@ -40,4 +43,4 @@ def split_system(messages: Sequence[dict[str, Any]]) -> tuple[str, list[dict[str
             )
     if not turns or turns[-1]["role"] != "user":
         raise ValueError("the conversation must end with a user message")
-    return system, [{"role": m["role"], "content": m["content"]} for m in turns]
+    return system, [Message(role=m["role"], content=m["content"]) for m in turns]

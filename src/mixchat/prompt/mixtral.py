@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mixchat.prompt.messages import split_system
@@ -21,7 +21,7 @@ from mixchat.prompt.messages import split_system
 BOS, EOS = "<s>", "</s>"
 
 
-def _pieces(messages: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+def _pieces(messages: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
     """(role, text) pieces in the order mistral-common encodes them."""
     system, turns = split_system(messages)
     pieces = []
@@ -36,7 +36,7 @@ def _pieces(messages: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
     return pieces
 
 
-def mixtral_prompt(messages: Sequence[dict[str, Any]], assistant_prefix: str = "") -> str:
+def mixtral_prompt(messages: Sequence[Mapping[str, Any]], assistant_prefix: str = "") -> str:
     """The prompt text, special tokens written as ``<s>`` and ``</s>``.
 
     Each piece is preceded by the space sentencepiece adds in front of it.
@@ -50,7 +50,7 @@ def mixtral_prompt(messages: Sequence[dict[str, Any]], assistant_prefix: str = "
 
 
 def mixtral_token_ids(
-    messages: Sequence[dict[str, Any]],
+    messages: Sequence[Mapping[str, Any]],
     assistant_prefix: str = "",
     tokenizer: Any | None = None,
 ) -> list[int]:

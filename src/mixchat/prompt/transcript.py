@@ -6,7 +6,7 @@ Gemma's instruction-tuned turn markers. Generation stops at the next ``User:`` l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mixchat.prompt.messages import split_system
@@ -14,7 +14,7 @@ from mixchat.prompt.messages import split_system
 TRANSCRIPT_STOP = "\nUser:"
 
 
-def transcript_prompt(messages: Sequence[dict[str, Any]], assistant_prefix: str = "") -> str:
+def transcript_prompt(messages: Sequence[Mapping[str, Any]], assistant_prefix: str = "") -> str:
     system, turns = split_system(messages)
     lines = [system.strip(), ""] if system.strip() else []
     for message in turns:

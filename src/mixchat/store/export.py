@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mixchat.store.errors import StoreError
-from mixchat.store.records import Conversation, MessageRecord, Role, Status
+from mixchat.store.records import Conversation, MessageRecord, Role, Stats, Status
 
 FORMAT = "mixchat.conversation"
 VERSION = 1
@@ -70,8 +70,8 @@ def _message_json(message: MessageRecord) -> dict[str, Any]:
         "role": message.role,
         "content": message.content,
         "status": message.status,
-        "stats": message.stats,
-        "steps": message.steps,
+        "stats": None if message.stats is None else message.stats.to_dict(),
+        "steps": None if message.steps is None else [step.to_dict() for step in message.steps],
         "created_at": message.created_at.isoformat(),
     }
 
@@ -111,16 +111,18 @@ def to_markdown(conversation: Conversation) -> str:
 
 def _message_markdown(message: MessageRecord) -> list[str]:
     lines = [f"## {message.role.capitalize()}", "", message.content or "*(empty)*", ""]
-    notes = [message.status] if message.status != "complete" else []
-    notes += _stats_notes(message.stats or {})
+    notes: list[str] = [message.status] if message.status != "complete" else []
+    if message.stats is not None:
+        notes += _stats_notes(message.stats)
     if notes:
         lines += ["_" + " · ".join(notes) + "_", ""]
     if message.steps:
+        steps = [step.to_dict() for step in message.steps]
         lines += [
             f"<details><summary>{len(message.steps)} agent step(s)</summary>",
             "",
             "```json",
-            json.dumps(message.steps, indent=2, ensure_ascii=False),
+            json.dumps(steps, indent=2, ensure_ascii=False),
             "```",
             "",
             "</details>",
@@ -129,16 +131,14 @@ def _message_markdown(message: MessageRecord) -> list[str]:
     return lines
 
 
-def _stats_notes(stats: dict[str, Any]) -> list[str]:
-    notes = []
-    if isinstance(stats.get("completion_tokens"), int):
-        notes.append(f"{stats['completion_tokens']} tokens")
-    if isinstance(stats.get("tokens_per_second"), int | float):
-        notes.append(f"{stats['tokens_per_second']:.1f} tokens/s")
-    if isinstance(stats.get("duration"), int | float):
-        notes.append(f"{stats['duration']:.1f} s")
-    if stats.get("error"):
-        notes.append(str(stats["error"]))
+def _stats_notes(stats: Stats) -> list[str]:
+    notes = [f"{stats.completion_tokens} tokens"] if stats.completion_tokens else []
+    if stats.tokens_per_second is not None:
+        notes.append(f"{stats.tokens_per_second:.1f} tokens/s")
+    if stats.duration:
+        notes.append(f"{stats.duration:.1f} s")
+    if stats.error:
+        notes.append(stats.error)
     return notes
 
 

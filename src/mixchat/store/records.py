@@ -4,17 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, TypeAlias
+from typing import Any
 
-Role = Literal["system", "user", "assistant", "tool"]
-Status = Literal["complete", "stopped", "error"]
-
-ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
-STATUSES: tuple[str, ...] = ("complete", "stopped", "error")
-
-#: A reply's numbers (tokens, speed, finish reason...) and an agent's steps, as JSON.
-Stats: TypeAlias = dict[str, Any]
-Steps: TypeAlias = list[Any]
+from mixchat.agent.steps import Step
+from mixchat.messages import ROLES, Role
+from mixchat.outcome import STATUSES, Stats, Status
 
 #: The owner of every conversation when the web app runs without authentication, and in the CLI.
 LOCAL_OWNER = "local"
@@ -22,14 +16,15 @@ LOCAL_OWNER = "local"
 
 @dataclass
 class MessageRecord:
-    """One message; ``status`` says whether the reply finished, was stopped, or failed."""
+    """One message; ``status`` says whether the reply finished, was stopped, or failed, and
+    ``stats`` (with its :class:`~mixchat.outcome.Outcome`) how exactly."""
 
     id: int
-    role: str
+    role: Role
     content: str
-    status: str
+    status: Status
     stats: Stats | None
-    steps: Steps | None
+    steps: list[Step] | None
     created_at: datetime
 
 
@@ -53,3 +48,17 @@ class Conversation(ConversationSummary):
     settings: dict[str, Any]
     system_prompt: str
     messages: list[MessageRecord] = field(default_factory=list)
+
+
+__all__ = [
+    "LOCAL_OWNER",
+    "ROLES",
+    "STATUSES",
+    "Conversation",
+    "ConversationSummary",
+    "MessageRecord",
+    "Role",
+    "Stats",
+    "Status",
+    "Step",
+]

@@ -11,14 +11,15 @@ The API is synchronous (SQLAlchemy's ORM); the web app calls it through asyncio.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import exists, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
+from mixchat.outcome import Outcome
 from mixchat.store import export
 from mixchat.store.database import WRITE, describe, open_engine, parse_url, reason, translated
 from mixchat.store.errors import NotFound, StoreError
@@ -30,8 +31,10 @@ from mixchat.store.records import (
     Conversation,
     ConversationSummary,
     MessageRecord,
+    Role,
     Stats,
-    Steps,
+    Status,
+    Step,
 )
 
 if TYPE_CHECKING:
@@ -187,12 +190,12 @@ class ConversationStore:
         self,
         owner: str,
         conversation_id: str,
-        role: str,
+        role: Role,
         content: str,
         *,
-        status: str = "complete",
+        status: Status = "complete",
         stats: Stats | None = None,
-        steps: Steps | None = None,
+        steps: Sequence[Step] | None = None,
     ) -> int:
         """Append a message and return its id (ids grow: later messages have larger ids)."""
         _check(role=role, status=status)
@@ -204,8 +207,8 @@ class ConversationStore:
                 role=role,
                 content=content,
                 status=status,
-                stats=stats,
-                steps=steps,
+                stats=_stats_json(stats),
+                steps=_steps_json(steps),
                 created_at=now,
             )
             session.add(row)
@@ -219,15 +222,21 @@ class ConversationStore:
         message_id: int,
         *,
         content: str | None = None,
-        status: str | None = None,
+        status: Status | None = None,
         stats: Stats | None = None,
-        steps: Steps | None = None,
+        steps: Sequence[Step] | None = None,
     ) -> None:
         """Change a saved message (a reply's final text, status, stats); ``None`` keeps a field."""
         _check(status=status)
         with self._write("saving a message") as session:
             row = self._owned_message(session, owner, message_id)
-            _assign_given(row, content=content, status=status, stats=stats, steps=steps)
+            _assign_given(
+                row,
+                content=content,
+                status=status,
+                stats=_stats_json(stats),
+                steps=_steps_json(steps),
+            )
             row.conversation.updated_at = utcnow()
 
     def delete_messages_from(self, owner: str, conversation_id: str, message_id: int) -> None:
@@ -272,8 +281,8 @@ class ConversationStore:
                 role=m.role,
                 content=m.content,
                 status=m.status,
-                stats=m.stats,
-                steps=m.steps,
+                stats=None if m.stats is None else _imported_stats(m.stats, m.status),
+                steps=None if m.steps is None else _steps_json(_steps(m.steps)),
                 created_at=m.created_at or exported.updated_at,
             )
             for m in exported.messages
@@ -357,15 +366,39 @@ def _summary(row: ConversationRow) -> ConversationSummary:
 
 
 def _message(row: MessageRow) -> MessageRecord:
+    status = cast(Status, row.status)  # checked on the way in
     return MessageRecord(
         id=row.id,
-        role=row.role,
+        role=cast(Role, row.role),
         content=row.content,
-        status=row.status,
-        stats=row.stats,
-        steps=row.steps,
+        status=status,
+        stats=None
+        if row.stats is None
+        else Stats.from_dict(row.stats, Outcome.from_status(status)),
+        steps=None if row.steps is None else _steps(row.steps),
         created_at=row.created_at,
     )
+
+
+def _imported_stats(data: dict[str, Any], status: Status) -> dict[str, Any] | None:
+    return _stats_json(Stats.from_dict(data, Outcome.from_status(status)))
+
+
+def _stats_json(stats: Stats | None) -> dict[str, Any] | None:
+    return None if stats is None else stats.to_dict()
+
+
+def _steps_json(steps: Sequence[Step] | None) -> list[Any] | None:
+    return None if steps is None else [step.to_dict() for step in steps]
+
+
+def _steps(data: list[Any]) -> list[Step]:
+    """Steps as stored; an entry that is not a JSON object is skipped."""
+    return [
+        Step.from_dict(item, number=index)
+        for index, item in enumerate(data, 1)
+        if isinstance(item, dict)
+    ]
 
 
 def _conversation(row: ConversationRow, messages: list[MessageRow]) -> Conversation:

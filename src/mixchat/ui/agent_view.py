@@ -8,25 +8,19 @@ from __future__ import annotations
 
 import html
 import time
-from typing import Any
 
 import panel as pn
 
 from mixchat.agent import Agent
-from mixchat.agent.events import (
-    AgentEvent,
-    AgentFinished,
-    AnswerDelta,
-    StepError,
-    StepStarted,
-    ToolCalled,
-    ToolResult,
-)
+from mixchat.agent.events import AgentEvent, AgentFinished, AnswerDelta
+from mixchat.agent.steps import Step, StepLog
 from mixchat.backends import Backend, CancelToken
 from mixchat.config import Settings
+from mixchat.messages import Message
+from mixchat.outcome import Outcome, Stats
 from mixchat.tools import Tool
 from mixchat.ui.render import code_block, markdown_pane
-from mixchat.ui.reply import Outcome, ReplyView
+from mixchat.ui.reply import FinishedReply, ReplyView
 from mixchat.ui.stats import error_advice
 from mixchat.ui.throttle import Throttle
 
@@ -48,103 +42,83 @@ def _set_title(card: pn.chat.ChatStep, status: str, title: str) -> None:
 
 
 class AgentStepsView:
-    """The cards of one reply; also the list of step dicts the store keeps."""
+    """The cards of one reply, one per :class:`Step`, redrawn as its events come."""
 
     def __init__(self) -> None:
         self.layout = pn.Column(sizing_mode="stretch_width", margin=0)
-        self.records: list[dict[str, Any]] = []
+        self.log = StepLog()
         self._cards: dict[int, pn.chat.ChatStep] = {}
 
+    @property
+    def steps(self) -> list[Step]:
+        return self.log.steps
+
     def handle(self, event: AgentEvent) -> None:
-        if isinstance(event, StepStarted):
-            self.records.append({"step": event.step})
-            card = self._cards[event.step] = _step_card(event.step)
-            self.layout.append(card)
-        elif isinstance(event, ToolCalled):
-            record = self._record(event.step)
-            record.update(tool=event.tool, input=event.input)
-            card = self._card(event.step)
-            _set_title(card, "running", f"Step {event.step}: {event.tool}…")
-            card.append(markdown_pane(f"**Input**\n\n{code_block(event.input)}"))
-        elif isinstance(event, ToolResult):
-            record = self._record(event.step)
-            record.update(
-                tool=event.tool, output=event.output, ok=event.ok, duration=round(event.duration, 3)
-            )
-            card = self._card(event.step)
-            card.append(markdown_pane(f"**Output**\n\n{code_block(event.output)}"))
-            outcome = "success" if event.ok else "failed"
-            _set_title(
-                card,
-                outcome,
-                f"Step {event.step}: {event.tool} "
-                f"({'ok' if event.ok else 'failed'}, {event.duration:.2f} s)",
-            )
-        elif isinstance(event, StepError):
-            record = self._record(event.step)
-            record.update(error=event.message, raw=event.raw, ok=False)
-            card = self._card(event.step)
-            card.append(markdown_pane(f"**Problem:** {event.message}\n\n{code_block(event.raw)}"))
-            _set_title(card, "failed", f"Step {event.step}: not a valid tool call")
+        step = self.log.apply(event)
+        if step is not None:
+            self._draw(step)
 
     def finish(self) -> None:
-        """Steps still running when the run ended (the final answer step) are done."""
-        for step, card in list(self._cards.items()):
-            if card.status == "running":
-                if "tool" in self._record(step) or "error" in self._record(step):
-                    _set_title(card, "failed", f"Step {step}: interrupted")
-                else:  # the step that produced the final answer: no card needed
-                    self.layout.remove(card)
-                    del self._cards[step]
-                    self.records = [r for r in self.records if r["step"] != step]
+        """The run ended: a step cut short says so, the step that only answered goes."""
+        for step in self.log.steps:
+            if not step.finished and step.tool is not None:
+                _set_title(self._card(step), "failed", f"Step {step.number}: interrupted")
+        kept = {step.number for step in self.log.without_answer()}
+        for number in [n for n in self._cards if n not in kept]:
+            self.layout.remove(self._cards.pop(number))
         for card in self._cards.values():  # the answer matters most now; cards open on click
             card.collapsed = True
 
     @classmethod
-    def from_records(cls, records: list[dict[str, Any]]) -> AgentStepsView:
-        """Rebuild the cards of a stored reply."""
+    def from_steps(cls, steps: list[Step]) -> AgentStepsView:
+        """The cards of a stored reply."""
         view = cls()
-        for record in records:
-            step = int(record.get("step", len(view.records) + 1))
-            view.handle(StepStarted(step))
-            if "tool" in record:
-                view.handle(ToolCalled(step, record["tool"], record.get("input", "")))
-            if "output" in record:
-                view.handle(
-                    ToolResult(
-                        step,
-                        record["tool"],
-                        record["output"],
-                        bool(record.get("ok")),
-                        float(record.get("duration", 0)),
-                    )
-                )
-            if "error" in record:
-                view.handle(StepError(step, record["error"], record.get("raw", "")))
+        view.log = StepLog(steps)
+        for step in steps:
+            view._draw(step)
         view.finish()
         return view
 
-    def _card(self, step: int) -> pn.chat.ChatStep:
-        if step not in self._cards:
-            self.handle(StepStarted(step))
-        return self._cards[step]
+    def _card(self, step: Step) -> pn.chat.ChatStep:
+        if step.number not in self._cards:
+            self._cards[step.number] = card = _step_card(step.number)
+            self.layout.append(card)
+        return self._cards[step.number]
 
-    def _record(self, step: int) -> dict[str, Any]:
-        for record in self.records:
-            if record["step"] == step:
-                return record
-        self._card(step)
-        return self.records[-1]
+    def _draw(self, step: Step) -> None:
+        """The card's title and contents for the step as it is now."""
+        card = self._card(step)
+        parts = []
+        if step.input is not None:
+            parts.append(markdown_pane(f"**Input**\n\n{code_block(step.input)}"))
+        if step.output is not None:
+            parts.append(markdown_pane(f"**Output**\n\n{code_block(step.output)}"))
+        if step.error is not None:
+            parts.append(
+                markdown_pane(f"**Problem:** {step.error}\n\n{code_block(step.raw or '')}")
+            )
+        card.objects = parts
+        if step.error is not None:
+            _set_title(card, "failed", f"Step {step.number}: not a valid tool call")
+        elif step.output is not None:
+            result = "ok" if step.ok else "failed"
+            _set_title(
+                card,
+                "success" if step.ok else "failed",
+                f"Step {step.number}: {step.tool} ({result}, {step.duration or 0:.2f} s)",
+            )
+        elif step.tool is not None:
+            _set_title(card, "running", f"Step {step.number}: {step.tool}…")
 
 
 async def run_agent(
     backend: Backend,
     settings: Settings,
     tools: list[Tool],
-    messages: list[dict[str, str]],
+    messages: list[Message],
     view: ReplyView,
     cancel: CancelToken,
-) -> Outcome:
+) -> FinishedReply:
     """Run the agent on the last user message; steps become cards, the answer streams."""
     steps = AgentStepsView()
     view.steps.objects = [steps.layout]
@@ -168,23 +142,16 @@ async def run_agent(
     steps.finish()
     text = throttle.text or (finished.answer if finished else "")
     view.show(text)
-    reason = finished.reason if finished else "error"
-    finish = {"answer": "stop", "step_limit": "length", "cancelled": "cancelled"}.get(
-        reason, "error"
-    )
-    stats = {
-        "finish_reason": finish,
-        "completion_tokens": chunks,
-        "duration": time.perf_counter() - start,
-        "agent_steps": finished.steps if finished else 0,
-    }
-    if first is not None:
-        stats["time_to_first_token"] = first
-    status = {"cancelled": "stopped", "error": "error"}.get(finish, "complete")
+    outcome = finished.outcome if finished else Outcome.ERROR
     error = None
-    if finish == "error":
-        error = error_advice(finished.error if finished else None, None)
-        stats["error"] = error
-    elif reason == "step_limit":
-        error = "The agent reached its step limit before a final answer."
-    return Outcome(text, status, stats, error, steps.records)
+    if outcome is Outcome.ERROR:
+        error = error_advice(finished.exception, finished.error) if finished else error_advice(None)
+    stats = Stats(
+        outcome,
+        completion_tokens=chunks,
+        time_to_first_token=first,
+        duration=time.perf_counter() - start,
+        agent_steps=finished.steps if finished else 0,
+        error=error,
+    )
+    return FinishedReply(text, stats, steps.steps)

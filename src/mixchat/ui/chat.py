@@ -8,6 +8,7 @@ stop, turns failures into a clear message, and saves both sides of each turn to 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
@@ -18,19 +19,20 @@ from mixchat import backends
 from mixchat.backends import Backend, CancelToken, ChatRequest, Done, Queued, TextDelta
 from mixchat.config import Settings
 from mixchat.errors import MixchatError
+from mixchat.outcome import Outcome, Stats
 from mixchat.store import Conversation, title_from
 from mixchat.ui.history import History, Turn, fit_context
 from mixchat.ui.render import APP_CSS, markdown_pane, render_message
 from mixchat.ui.reply import (
     USER_AVATAR,
     USER_NAME,
-    Outcome,
+    FinishedReply,
     ReplyView,
     restored_reply,
     user_message,
 )
 from mixchat.ui.sidebar import SettingsPanel
-from mixchat.ui.stats import done_stats, error_advice
+from mixchat.ui.stats import error_advice
 from mixchat.ui.storage import StoreGateway
 from mixchat.ui.throttle import Throttle
 
@@ -150,38 +152,36 @@ class ChatController:
         task = asyncio.ensure_future(self._generate(settings, view, cancel, agent))
         instance.send(view.message, respond=False)
         try:
-            outcome = await asyncio.shield(task)
+            reply = await asyncio.shield(task)
         except asyncio.CancelledError:  # the stop button cancelled the callback
             cancel.cancel()
-            outcome = await task
-        view.finish(outcome.status, outcome.stats, outcome.error)
+            reply = await task
+        view.finish(reply.stats)
         turn = self.history.add(
-            Turn("assistant", outcome.text, outcome.status, outcome.stats or None, outcome.steps)
+            Turn("assistant", reply.text, reply.status, reply.stats, reply.steps or None)
         )
         self._show(turn, view.message)
         self._in_background(self._save_reply(turn, settings))  # the input frees up at once
 
     async def _generate(
         self, settings: Settings, view: ReplyView, cancel: CancelToken, agent: bool
-    ) -> Outcome:
+    ) -> FinishedReply:
         """Stream one reply into ``view``; never raises, so the reply always gets a footer."""
         try:
             return await self._generate_or_raise(settings, view, cancel, agent)
         except MixchatError as error:
-            text = error_advice(str(error), type(error).__name__)
-            return Outcome(status="error", error=text, stats={"finish_reason": "error"})
+            return FinishedReply("", Stats(Outcome.ERROR, error=error_advice(error)))
         except Exception as error:  # a bug in mixchat: say so, keep the server and chat going
             log.exception("generating a reply failed")
-            return Outcome(
-                status="error",
-                stats={"finish_reason": "error"},
-                error=f"Something went wrong in mixchat ({type(error).__name__}: "
-                f"{error}). Try again, or start a new chat.",
+            line = (
+                f"Something went wrong in mixchat ({type(error).__name__}: {error}). "
+                "Try again, or start a new chat."
             )
+            return FinishedReply("", Stats(Outcome.ERROR, error=line))
 
     async def _generate_or_raise(
         self, settings: Settings, view: ReplyView, cancel: CancelToken, agent: bool
-    ) -> Outcome:
+    ) -> FinishedReply:
         backend = backends.get_backend(settings)
         if not backend.loaded:
             view.set_status("Loading the model (once per server)…")
@@ -247,7 +247,7 @@ class ChatController:
 
     async def open(self, conversation_id: str) -> None:
         """Show a stored conversation; the next message continues it with its settings."""
-        conversation = await self.gateway.try_call("get", conversation_id)
+        conversation = await self.gateway.get(conversation_id)
         if conversation is None:
             self.say(f"Cannot open that conversation: {self.gateway.error or 'not found'}")
             return
@@ -302,8 +302,7 @@ class ChatController:
     async def _save_user(self, turn: Turn) -> None:
         if self.conversation_id is None:
             settings = self.sidebar.settings()
-            created = await self.gateway.try_call(
-                "create",
+            created = await self.gateway.create(
                 title=title_from(turn.content),
                 backend=settings.backend,
                 model=settings.model,
@@ -312,8 +311,8 @@ class ChatController:
             )
             self.conversation_id = created.id if created is not None else None
         if self.conversation_id is not None:
-            turn.store_id = await self.gateway.try_call(
-                "add_message", self.conversation_id, "user", turn.content
+            turn.store_id = await self.gateway.add_message(
+                self.conversation_id, "user", turn.content
             )
         if not self.gateway.enabled:
             self._history_off()
@@ -323,16 +322,14 @@ class ChatController:
     async def _save_reply(self, turn: Turn, settings: Settings) -> None:
         if self.conversation_id is None:
             return
-        await self.gateway.try_call(
-            "update_settings",
+        await self.gateway.update_settings(
             self.conversation_id,
             backend=settings.backend,
             model=settings.model,
             settings=self.sidebar.snapshot(),
             system_prompt=settings.system_prompt,
         )
-        turn.store_id = await self.gateway.try_call(
-            "add_message",
+        turn.store_id = await self.gateway.add_message(
             self.conversation_id,
             "assistant",
             turn.content,
@@ -346,7 +343,7 @@ class ChatController:
         async def delete() -> None:
             first = next((turn.store_id for turn in removed if turn.store_id is not None), None)
             if first is not None and self.conversation_id is not None:
-                await self.gateway.try_call("delete_messages_from", self.conversation_id, first)
+                await self.gateway.delete_messages_from(self.conversation_id, first)
 
         self._in_background(delete())
 
@@ -375,7 +372,7 @@ class ChatController:
         self.say(f"Something went wrong in mixchat: {error}. The chat keeps working.")
 
 
-async def stream_reply(events: AsyncIterator[Any], view: ReplyView) -> Outcome:
+async def stream_reply(events: AsyncIterator[Any], view: ReplyView) -> FinishedReply:
     """Show a backend stream in ``view``; the final ``Done`` gives status and stats."""
     throttle = Throttle()
     done: Done | None = None
@@ -392,10 +389,10 @@ async def stream_reply(events: AsyncIterator[Any], view: ReplyView) -> Outcome:
             done = event
     view.show(throttle.flushed())
     if done is None:  # pragma: no cover - stream() always ends with Done
-        return Outcome(throttle.text, "error", {}, "The reply ended unexpectedly.")
-    status = {"cancelled": "stopped", "error": "error"}.get(done.finish_reason, "complete")
-    error = error_advice(done.error, done.error_type) if done.finish_reason == "error" else None
-    return Outcome(throttle.text, status, done_stats(done), error)
+        return FinishedReply(throttle.text, Stats(Outcome.ERROR, error="The reply ended early."))
+    if done.outcome is Outcome.ERROR:  # the line shown and kept: the error, and what to do
+        done = dataclasses.replace(done, error=error_advice(done.exception, done.error))
+    return FinishedReply(throttle.text, done)
 
 
 def _speaker(settings: Settings) -> str:

@@ -112,7 +112,7 @@ class ConversationsPanel:
         if not self.gateway.enabled:
             self._show_disabled()
             return
-        found = await self.gateway.try_call("list", self.search.value_input or None)
+        found = await self.gateway.list_conversations(self.search.value_input or None)
         if found is None:
             self._show_disabled()
             return
@@ -179,7 +179,7 @@ class ConversationsPanel:
         current = self._current()
         title = (self.title.value or "").strip()
         if current and title:
-            await self.gateway.try_call("rename", current, title)
+            await self.gateway.rename(current, title)
             await self.refresh()
 
     async def _delete_clicked(self, _: Any) -> None:
@@ -195,20 +195,20 @@ class ConversationsPanel:
             return
         self._confirm_until = 0.0
         self.delete.param.update(label="Delete", color="light")
-        await self.gateway.try_call("delete", current)
+        await self.gateway.delete(current)
         await self._on_new()
         self.title.value = ""
         await self.refresh()
 
     def _export_markdown(self) -> io.StringIO:
         current = self._current()
-        text = self.gateway.call_sync("export_markdown", current) if current else ""
+        text = self.gateway.export_markdown(current) if current else ""
         self.export_md.filename = _file_name(self.title.value or "", ".md")
         return io.StringIO(text)
 
     def _export_json(self) -> io.StringIO:
         current = self._current()
-        data = self.gateway.call_sync("export_json", current) if current else {}
+        data = self.gateway.export_json(current) if current else {}
         self.export_json.filename = _file_name(self.title.value or "", ".json")
         return io.StringIO(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
@@ -217,7 +217,7 @@ class ConversationsPanel:
             return
         try:
             data = json.loads(event.new)
-            new_id = await self.gateway.call("import_json", data)
+            new_id = await self.gateway.import_json(data)
         except (ValueError, UnicodeDecodeError):
             self.notice.object = text_html("That file is not a JSON export.", "mixchat-error")
             return

@@ -8,20 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-Message = dict[str, str]
+from mixchat.agent.steps import Step
+from mixchat.messages import Message, Role
+from mixchat.outcome import Stats, Status
 
 
 @dataclass
 class Turn:
     """One message of the conversation, as shown and as stored."""
 
-    role: str  # "user" | "assistant"
+    role: Role  # "user" | "assistant"
     content: str
-    status: str = "complete"  # "complete" | "stopped" | "error"
-    stats: dict[str, Any] | None = None
-    steps: list[dict[str, Any]] | None = None
+    status: Status = "complete"
+    stats: Stats | None = None
+    steps: list[Step] | None = None
     store_id: int | None = None
 
 
@@ -60,14 +61,14 @@ class History:
             reply = turns[index + 1] if index + 1 < len(turns) else None
             if reply is None:
                 if index == len(turns) - 1:
-                    pairs.append({"role": "user", "content": turn.content})
+                    pairs.append(Message(role="user", content=turn.content))
                 continue
             if reply.role != "assistant" or reply.status == "error" or not reply.content.strip():
                 continue
-            pairs.append({"role": "user", "content": turn.content})
-            pairs.append({"role": "assistant", "content": reply.content})
+            pairs.append(Message(role="user", content=turn.content))
+            pairs.append(Message(role="assistant", content=reply.content))
         if system_prompt.strip():
-            return [{"role": "system", "content": system_prompt.strip()}, *pairs]
+            return [Message(role="system", content=system_prompt.strip()), *pairs]
         return pairs
 
 

@@ -7,10 +7,12 @@ appended HTML, not the whole reply), so a long reply costs about its own size on
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import panel as pn
 
+from mixchat.agent.steps import Step
+from mixchat.outcome import Outcome, Stats, Status
+from mixchat.store import MessageRecord
 from mixchat.ui.render import APP_CSS, markdown_pane, text_html
 from mixchat.ui.stats import format_stats
 
@@ -19,15 +21,20 @@ USER_NAME = "You"
 USER_AVATAR = "Y"
 
 
-@dataclass
-class Outcome:
-    """How a reply ended: what the store keeps and what the footer shows."""
+STEP_LIMIT_NOTE = "The agent reached its step limit before a final answer."
 
-    text: str = ""
-    status: str = "complete"
-    stats: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    steps: list[dict[str, Any]] | None = None
+
+@dataclass
+class FinishedReply:
+    """A reply as it ended: its text, its stats (with how it ended), its agent steps."""
+
+    text: str
+    stats: Stats
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def status(self) -> Status:
+        return self.stats.outcome.status
 
 
 class ReplyView:
@@ -71,18 +78,19 @@ class ReplyView:
         self.notice.object = text_html(text)
         self.notice.visible = bool(text)
 
-    def finish(self, status: str, stats: dict[str, Any] | None, error: str | None = None) -> None:
-        """Replace the status line by the stats (and the error, if any)."""
+    def finish(self, stats: Stats) -> None:
+        """Replace the status line by the stats (and the error or a note, if any)."""
         self.set_status("")
         parts = []
-        if error:
-            parts.append(text_html(error, "mixchat-error"))
-        if status == "stopped":
+        if stats.outcome is Outcome.ERROR:
+            parts.append(text_html(stats.error or "The model failed.", "mixchat-error"))
+        elif stats.outcome is Outcome.STEP_LIMIT:
+            parts.append(text_html(STEP_LIMIT_NOTE, "mixchat-error"))
+        elif stats.outcome is Outcome.CANCELLED:
             parts.append(text_html("Stopped: the reply is incomplete.", "mixchat-stopped"))
-        if stats:
-            parts.append(text_html(format_stats(stats), "mixchat-stats-line"))
+        parts.append(text_html(format_stats(stats), "mixchat-stats-line"))
         self.footer.object = "<br>".join(parts)
-        self.footer.css_classes = ["mixchat-stats", f"mixchat-{status}"]
+        self.footer.css_classes = ["mixchat-stats", f"mixchat-{stats.outcome.status}"]
 
 
 def user_message(text: str) -> pn.chat.ChatMessage:
@@ -97,16 +105,14 @@ def user_message(text: str) -> pn.chat.ChatMessage:
     )
 
 
-def restored_reply(record: Any, user: str) -> pn.chat.ChatMessage:
+def restored_reply(record: MessageRecord, user: str) -> pn.chat.ChatMessage:
     """A stored assistant message shown again, with its stats and agent steps."""
     steps = None
     if record.steps:
         from mixchat.ui.agent_view import AgentStepsView
 
-        steps = AgentStepsView.from_records(record.steps).layout
+        steps = AgentStepsView.from_steps(record.steps).layout
     view = ReplyView(user, steps=steps)
     view.show(record.content)
-    stats = record.stats or {}
-    error = stats.get("error") if record.status == "error" else None
-    view.finish(record.status, stats, error)
+    view.finish(record.stats or Stats(Outcome.from_status(record.status)))
     return view.message

@@ -1,52 +1,62 @@
-"""Per-reply statistics: the line under each reply, and the dict the store keeps."""
+"""Per-reply statistics as the page shows them: the line under each reply, and error advice."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
+from mixchat.errors import (
+    AuthError,
+    ContextOverflow,
+    MissingDependency,
+    ModelLoadError,
+    RateLimited,
+    ServerError,
+    Timeout,
+    Unreachable,
+)
+from mixchat.outcome import Outcome, Stats
 
-from mixchat.backends.events import Done
-
-_FINISH_LABELS = {
-    "stop": "finished",
-    "length": "hit the max new tokens limit",
-    "cancelled": "stopped",
-    "error": "failed",
+_OUTCOME_LABELS = {
+    Outcome.STOP: "finished",
+    Outcome.LENGTH: "hit the max new tokens limit",
+    Outcome.STEP_LIMIT: "answered at the agent's step limit",
+    Outcome.CANCELLED: "stopped",
+    Outcome.ERROR: "failed",
 }
 
+#: What to do about a failure, by its type (the first match wins).
+_ADVICE: tuple[tuple[type[BaseException], str], ...] = (
+    (AuthError, "Check the API key in the sidebar (or the environment variable)."),
+    (RateLimited, "Wait a moment and send again, or switch to another backend."),
+    (
+        Unreachable,
+        "Check that the server is running and the base URL is right, "
+        "or switch backend in the sidebar.",
+    ),
+    (Timeout, "The server is slow or overloaded: try again, or lower max new tokens."),
+    (ContextOverflow, "Start a new chat, or lower max new tokens."),
+    (ServerError, "The server failed: try again in a moment."),
+    (ModelLoadError, "Check the model path in the sidebar."),
+    (MissingDependency, "Install the package named above, then restart mixchat."),
+)
+_DEFAULT_ADVICE = "Try again, or switch backend or model in the sidebar."
 
-def done_stats(done: Done) -> dict[str, Any]:
-    """What the store keeps of a reply's final event."""
-    return {key: value for key, value in asdict(done).items() if value is not None}
 
-
-def format_stats(stats: dict[str, Any]) -> str:
-    """One short line: tokens, speed, time to first token, why it ended."""
-    parts = [f"{stats.get('completion_tokens', 0)} tokens"]
-    if stats.get("tokens_per_second"):
-        parts.append(f"{stats['tokens_per_second']:.1f} tok/s")
-    if stats.get("time_to_first_token") is not None:
-        parts.append(f"first token {stats['time_to_first_token']:.2f} s")
-    if stats.get("duration") is not None:
-        parts.append(f"total {stats['duration']:.1f} s")
-    if stats.get("agent_steps"):
-        parts.append(f"{stats['agent_steps']} agent step{'s' if stats['agent_steps'] > 1 else ''}")
-    reason = stats.get("finish_reason", "stop")
-    parts.append(_FINISH_LABELS.get(reason, reason))
+def format_stats(stats: Stats) -> str:
+    """One short line: tokens, speed, time to first token, how the reply ended."""
+    parts = [f"{stats.completion_tokens} tokens"]
+    if stats.tokens_per_second:
+        parts.append(f"{stats.tokens_per_second:.1f} tok/s")
+    if stats.time_to_first_token is not None:
+        parts.append(f"first token {stats.time_to_first_token:.2f} s")
+    if stats.duration:
+        parts.append(f"total {stats.duration:.1f} s")
+    if stats.agent_steps:
+        parts.append(f"{stats.agent_steps} agent step{'s' if stats.agent_steps > 1 else ''}")
+    parts.append(_OUTCOME_LABELS[stats.outcome])
     return " · ".join(parts)
 
 
-def error_advice(error: str | None, error_type: str | None) -> str:
-    """The error line plus what to do about it."""
-    advice = {
-        "AuthError": "Check the API key in the sidebar (or the environment variable).",
-        "RateLimited": "Wait a moment and send again, or switch to another backend.",
-        "Unreachable": "Check that the server is running and the base URL is right, "
-        "or switch backend in the sidebar.",
-        "Timeout": "The server is slow or overloaded: try again, or lower max new tokens.",
-        "ContextOverflow": "Start a new chat, or lower max new tokens.",
-        "ServerError": "The server failed: try again in a moment.",
-        "ModelLoadError": "Check the model path in the sidebar.",
-        "MissingDependency": "Install the package named above, then restart mixchat.",
-    }.get(error_type or "", "Try again, or switch backend or model in the sidebar.")
-    return f"{error or 'The model failed.'} {advice}"
+def error_advice(error: BaseException | None, message: str | None = None) -> str:
+    """The error line (``message``, else the error's own) plus what to do about it."""
+    advice = next((text for kind, text in _ADVICE if isinstance(error, kind)), _DEFAULT_ADVICE)
+    line = message or (str(error) if error is not None else "") or "The model failed."
+    return f"{line} {advice}"

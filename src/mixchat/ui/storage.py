@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from mixchat.agent.steps import Step
 from mixchat.config import Settings
-from mixchat.store import ConversationStore, StoreError
+from mixchat.messages import Role
+from mixchat.outcome import Stats, Status
+from mixchat.store import Conversation, ConversationStore, ConversationSummary, StoreError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,7 +53,13 @@ def close_stores() -> None:
 
 
 class StoreGateway:
-    """One session's access to the store, for one owner, in worker threads."""
+    """One session's access to the store, for one owner: one typed method per operation,
+    each run in a worker thread.
+
+    The methods return None (or do nothing) when history is off, and turn history off when a
+    write fails: the chat goes on and says so once, through ``error``. Only :meth:`import_json`
+    raises, because the user asked for it and should see why it failed.
+    """
 
     def __init__(self, settings: Settings, owner: str) -> None:
         self.settings = settings
@@ -61,29 +70,6 @@ class StoreGateway:
     def enabled(self) -> bool:
         return self.error is None
 
-    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """``store.<method>(owner, *args, **kwargs)`` in a thread; StoreError propagates."""
-        return await asyncio.to_thread(self._call_sync, method, *args, **kwargs)
-
-    async def try_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Like :meth:`call`, but a failure turns history off (recorded in ``error``)."""
-        if not self.enabled:
-            return None
-        try:
-            return await self.call(method, *args, **kwargs)
-        except StoreError as error:
-            self.error = str(error)
-            return None
-
-    def call_sync(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """For the few places Panel calls synchronously (file downloads)."""
-        return self._call_sync(method, *args, **kwargs)
-
-    def _call_sync(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        store = _open(self.settings)
-        function: Callable[..., Any] = getattr(store, method)
-        return function(self.owner, *args, **kwargs)
-
     async def check(self) -> bool:
         """Open the store; False (and ``error`` set) when history is unavailable."""
         try:
@@ -91,3 +77,113 @@ class StoreGateway:
         except StoreError as error:
             self.error = str(error)
         return self.enabled
+
+    # -- conversations
+
+    async def list_conversations(
+        self, search: str | None = None
+    ) -> list[ConversationSummary] | None:
+        return await self._try(lambda store: store.list(self.owner, search))
+
+    async def get(self, conversation_id: str) -> Conversation | None:
+        return await self._try(lambda store: store.get(self.owner, conversation_id))
+
+    async def create(
+        self,
+        *,
+        title: str,
+        backend: str,
+        model: str | None,
+        settings: dict[str, Any],
+        system_prompt: str,
+    ) -> Conversation | None:
+        return await self._try(
+            lambda store: store.create(
+                self.owner,
+                title=title,
+                backend=backend,
+                model=model,
+                settings=settings,
+                system_prompt=system_prompt,
+            )
+        )
+
+    async def update_settings(
+        self,
+        conversation_id: str,
+        *,
+        backend: str,
+        model: str | None,
+        settings: dict[str, Any],
+        system_prompt: str,
+    ) -> None:
+        await self._try(
+            lambda store: store.update_settings(
+                self.owner,
+                conversation_id,
+                backend=backend,
+                model=model,
+                settings=settings,
+                system_prompt=system_prompt,
+            )
+        )
+
+    async def rename(self, conversation_id: str, title: str) -> None:
+        await self._try(lambda store: store.rename(self.owner, conversation_id, title))
+
+    async def delete(self, conversation_id: str) -> None:
+        await self._try(lambda store: store.delete(self.owner, conversation_id))
+
+    # -- messages
+
+    async def add_message(
+        self,
+        conversation_id: str,
+        role: Role,
+        content: str,
+        *,
+        status: Status = "complete",
+        stats: Stats | None = None,
+        steps: Sequence[Step] | None = None,
+    ) -> int | None:
+        """The new message's id, or None when it was not saved."""
+        return await self._try(
+            lambda store: store.add_message(
+                self.owner,
+                conversation_id,
+                role,
+                content,
+                status=status,
+                stats=stats,
+                steps=steps,
+            )
+        )
+
+    async def delete_messages_from(self, conversation_id: str, message_id: int) -> None:
+        await self._try(
+            lambda store: store.delete_messages_from(self.owner, conversation_id, message_id)
+        )
+
+    # -- export and import
+
+    def export_markdown(self, conversation_id: str) -> str:
+        """Synchronous: Panel's file download asks for the file in a plain callback."""
+        return _open(self.settings).export_markdown(self.owner, conversation_id)
+
+    def export_json(self, conversation_id: str) -> dict[str, Any]:
+        """Synchronous, like :meth:`export_markdown`."""
+        return _open(self.settings).export_json(self.owner, conversation_id)
+
+    async def import_json(self, data: Any) -> str:
+        """The imported conversation's id; StoreError says why a file was refused."""
+        return await asyncio.to_thread(lambda: _open(self.settings).import_json(self.owner, data))
+
+    async def _try(self, operation: Callable[[ConversationStore], T]) -> T | None:
+        """``operation(store)`` in a thread; a StoreError turns history off (see ``error``)."""
+        if not self.enabled:
+            return None
+        try:
+            return await asyncio.to_thread(lambda: operation(_open(self.settings)))
+        except StoreError as error:
+            self.error = str(error)
+            return None
