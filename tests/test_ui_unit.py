@@ -227,9 +227,7 @@ def _controller(settings: Settings) -> ChatController:
 
 
 async def _say(chat: ChatController, text: str) -> None:
-    chat.interface.send(text, respond=False)
-    await chat._respond(text, "You", chat.interface)
-    await chat._settled()
+    await chat.send(text)
 
 
 def test_welcome_names_the_model_and_how_to_switch_from_the_demo(tmp_path: Path) -> None:
@@ -286,8 +284,7 @@ async def test_stop_keeps_the_partial_reply_marked_stopped(tmp_path: Path) -> No
     settings = _settings(tmp_path, echo_delay=0.01, max_tokens=4096)
     chat = _controller(settings)
     text = " ".join(f"w{i}" for i in range(500))
-    chat.interface.send(text, respond=False)
-    task = asyncio.ensure_future(chat._respond(text, "You", chat.interface))
+    task = asyncio.ensure_future(chat.send(text))
     await asyncio.sleep(0.5)
     task.cancel()  # what the stop button does to the callback
     await task
@@ -332,8 +329,8 @@ async def test_regenerate_and_undo_edit_the_stored_conversation(tmp_path: Path) 
     chat = _controller(settings)
     await _say(chat, "one")
     await _say(chat, "two")
-    chat._undo_clicked(chat.interface, None)
-    await chat._settled()
+    chat.undo()
+    await chat.settled()
     assert [t.content for t in chat.history.turns] == ["one", "one"]
     assert chat.interface.active_widget.value_input == "two"
     stored = ConversationStore(settings.database).get("local", chat.conversation_id)
@@ -413,12 +410,12 @@ async def test_conversations_list_search_rename_and_delete_with_confirmation(
     assert [b.label for b in panel.items.objects] == ["about cats"]
     panel.search.value_input = ""
     panel.title.value = "Dogs, renamed"
-    await panel._rename_clicked(None)
+    await panel.rename_current()
     assert panel.items.objects[0].label == "Dogs, renamed"
-    first_click = asyncio.ensure_future(panel._delete_clicked(None))
+    first_click = asyncio.ensure_future(panel.delete_current())
     await asyncio.sleep(0.05)
     assert panel.delete.label == "Click again to delete"
-    await panel._delete_clicked(None)  # the confirming click
+    await panel.delete_current()  # the confirming click
     await first_click
     assert [b.label for b in panel.items.objects] == ["about cats"]
     assert chat.conversation_id is None and chat.history.turns == []
@@ -431,14 +428,14 @@ async def test_export_and_import_round_trip(tmp_path: Path) -> None:
     panel = _panel(chat)
     await _say(chat, "export me")
     await panel.refresh()
-    markdown = panel._export_markdown().getvalue()
+    markdown = panel.markdown_file().getvalue()
     assert "export me" in markdown
-    exported = panel._export_json().getvalue()
+    exported = panel.json_file().getvalue()
     await chat.new_chat()
-    await panel._imported(type("Event", (), {"new": exported.encode()})())
+    await panel.import_file(exported.encode())
     assert chat.conversation_id is not None
     assert [t.content for t in chat.history.turns] == ["export me", "export me"]
     assert len(panel.items.objects) == 2
-    await panel._imported(type("Event", (), {"new": b"not json"})())
+    await panel.import_file(b"not json")
     assert "not a JSON export" in panel.notice.object
     assert json.loads(exported)

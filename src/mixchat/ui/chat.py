@@ -128,6 +128,21 @@ class ChatController:
         gone = {id(self._views.pop(id(turn))) for turn in turns if id(turn) in self._views}
         self.interface.objects = [m for m in self.interface.objects if id(m) not in gone]
 
+    # -- what the user does
+    async def send(self, text: str) -> None:
+        """What pressing Enter does: show ``text``, stream the reply; return once it is saved."""
+        self.interface.send(text, user=USER_NAME, avatar=USER_AVATAR, respond=False)
+        await self._respond(text, USER_NAME, self.interface)
+        await self.settled()
+
+    def regenerate(self) -> None:
+        """Drop the last reply and answer the last user message again (the button)."""
+        self._regenerate_clicked(self.interface, None)
+
+    def undo(self) -> None:
+        """Remove the last exchange and put its message back in the input (the button)."""
+        self._undo_clicked(self.interface, None)
+
     # -- the callback
     async def _respond(self, contents: Any, user: str, instance: pn.chat.ChatInterface) -> None:
         self.busy = True
@@ -238,7 +253,7 @@ class ChatController:
         """Empty the chat; the next message starts a new stored conversation."""
         self.stop()
         self.interface.stop()
-        await self._settled()
+        await self.settled()
         self.history = History()
         self._views.clear()
         self.conversation_id = None
@@ -294,7 +309,7 @@ class ChatController:
 
         self._saving = asyncio.ensure_future(chained())
 
-    async def _settled(self) -> None:
+    async def settled(self) -> None:
         """Wait for background writes (before a write that depends on them)."""
         if self._saving is not None:
             await asyncio.gather(self._saving, return_exceptions=True)

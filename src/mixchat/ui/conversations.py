@@ -64,7 +64,7 @@ class ConversationsPanel:
         self.rename = pn.widgets.Button(label="Rename", icon="pencil", color="light")
         self.delete = pn.widgets.Button(label="Delete", icon="trash", color="light")
         self.export_md = pn.widgets.FileDownload(
-            callback=self._export_markdown,
+            callback=self.markdown_file,
             label="Markdown",
             filename="conversation.md",
             color="light",
@@ -72,7 +72,7 @@ class ConversationsPanel:
             embed=False,
         )
         self.export_json = pn.widgets.FileDownload(
-            callback=self._export_json,
+            callback=self.json_file,
             label="JSON",
             filename="conversation.json",
             color="light",
@@ -85,8 +85,8 @@ class ConversationsPanel:
         self.notice = pn.pane.HTML("", css_classes=["mixchat-hint"], margin=(0, 10))
         self.search.param.watch(self._searched, "value_input")
         self.new.on_click(self._new_clicked)
-        self.rename.on_click(self._rename_clicked)
-        self.delete.on_click(self._delete_clicked)
+        self.rename.on_click(self.rename_current)
+        self.delete.on_click(self.delete_current)
         self.importer.param.watch(self._imported, "value")
 
     # -- layout
@@ -175,14 +175,17 @@ class ConversationsPanel:
         await self.refresh()
 
     # -- the open conversation
-    async def _rename_clicked(self, _: Any) -> None:
+    async def rename_current(self, _: Any = None) -> None:
+        """Rename the open conversation to the title field's text (the Rename button)."""
         current = self._current()
         title = (self.title.value or "").strip()
         if current and title:
             await self.gateway.rename(current, title)
             await self.refresh()
 
-    async def _delete_clicked(self, _: Any) -> None:
+    async def delete_current(self, _: Any = None) -> None:
+        """The Delete button: the first call asks for a second one within CONFIRM_SECONDS,
+        which deletes the open conversation."""
         current = self._current()
         if not current:
             return
@@ -200,23 +203,28 @@ class ConversationsPanel:
         self.title.value = ""
         await self.refresh()
 
-    def _export_markdown(self) -> io.StringIO:
+    def markdown_file(self) -> io.StringIO:
+        """The open conversation as Markdown (the download button asks for it)."""
         current = self._current()
         text = self.gateway.export_markdown(current) if current else ""
         self.export_md.filename = _file_name(self.title.value or "", ".md")
         return io.StringIO(text)
 
-    def _export_json(self) -> io.StringIO:
+    def json_file(self) -> io.StringIO:
+        """The open conversation as a JSON export (the download button asks for it)."""
         current = self._current()
         data = self.gateway.export_json(current) if current else {}
         self.export_json.filename = _file_name(self.title.value or "", ".json")
         return io.StringIO(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
     async def _imported(self, event: Any) -> None:
-        if not event.new:
-            return
+        if event.new:
+            await self.import_file(event.new)
+
+    async def import_file(self, content: bytes) -> None:
+        """Import a JSON export and open it; a file that is not one gets a clear notice."""
         try:
-            data = json.loads(event.new)
+            data = json.loads(content)
             new_id = await self.gateway.import_json(data)
         except (ValueError, UnicodeDecodeError):
             self.notice.object = text_html("That file is not a JSON export.", "mixchat-error")
