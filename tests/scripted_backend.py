@@ -39,7 +39,7 @@ class ScriptedBackend(Backend):
         self.delay = delay
         self.closed = 0  # replies whose stream has ended or been closed
 
-    async def _generate(self, request: ChatRequest) -> AsyncIterator[TextDelta | Usage | ToolCall]:
+    async def generate(self, request: ChatRequest) -> AsyncIterator[TextDelta | Usage | ToolCall]:
         self.requests.append(request)
         try:
             if not self.replies:

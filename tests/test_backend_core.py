@@ -73,7 +73,7 @@ async def test_cancel_interrupts_a_stalled_backend() -> None:
         name = "stalled"
         closed = False
 
-        async def _generate(self, request: ChatRequest) -> AsyncIterator[TextDelta]:
+        async def generate(self, request: ChatRequest) -> AsyncIterator[TextDelta]:
             try:
                 yield TextDelta("partial")
                 await asyncio.sleep(60)
@@ -94,7 +94,7 @@ async def test_failures_end_the_stream_with_one_line() -> None:
     class Failing(Backend):
         name = "failing"
 
-        async def _generate(self, request: ChatRequest) -> AsyncIterator[TextDelta]:
+        async def generate(self, request: ChatRequest) -> AsyncIterator[TextDelta]:
             yield TextDelta("so far")
             raise RateLimited("rate limited by the server: wait a minute and retry")
 
@@ -111,7 +111,7 @@ async def test_a_failure_keeps_its_type_to_the_caller() -> None:
     class Failing(Backend):
         name = "failing"
 
-        async def _generate(self, request: ChatRequest) -> AsyncIterator[TextDelta]:
+        async def generate(self, request: ChatRequest) -> AsyncIterator[TextDelta]:
             yield TextDelta("so far")
             raise RateLimited("rate limited by the server")
 
@@ -129,10 +129,10 @@ async def test_a_failing_load_is_reported_not_raised() -> None:
     class Unloadable(Backend):
         name = "unloadable"
 
-        async def _load(self) -> None:
+        async def load_model(self) -> None:
             raise mixchat.errors.ModelLoadError("no such model")
 
-        async def _generate(self, request: ChatRequest) -> AsyncIterator[TextDelta]:
+        async def generate(self, request: ChatRequest) -> AsyncIterator[TextDelta]:
             yield TextDelta("never")
 
     done = (await Unloadable(load_settings()).complete(ChatRequest(USER))).done
@@ -217,7 +217,7 @@ async def test_third_party_backends_register_by_name() -> None:
     class Shout(Backend):
         name = "shout"
 
-        async def _generate(self, request: ChatRequest) -> AsyncIterator[TextDelta]:
+        async def generate(self, request: ChatRequest) -> AsyncIterator[TextDelta]:
             yield TextDelta(request.messages[-1]["content"].upper())
 
     register("shout", Shout)

@@ -146,7 +146,7 @@ async def test_cancel_after_first_chunk_stops_generation_promptly(backend: Any) 
 
 async def test_leaving_the_stream_stops_generation_through_the_stop_event(backend: Any) -> None:
     recorder = Recorder(backend._model)
-    stream = backend._generate(
+    stream = backend.generate(
         ChatRequest(HI, params=SamplingParams(temperature=0, max_tokens=1500))
     )
     async for event in stream:

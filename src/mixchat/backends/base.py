@@ -1,10 +1,30 @@
 """The backend interface: one abstract streaming method, everything else built on it.
 
-A backend implements :meth:`Backend._generate`, an async generator of
-:class:`~mixchat.backends.events.TextDelta` (and optionally ``Queued``, ``Usage``). The public
-:meth:`Backend.stream` wraps it: it loads the model once, watches the request's cancel token,
-turns every failure into a final ``Done`` with a one-line error, and measures time to first
-token and tokens per second the same way for every backend.
+What a backend author writes (the whole contract, in one place)::
+
+    class MyBackend(Backend):
+        name = "mine"                      # its --backend name
+        capabilities = frozenset()         # Capability flags: what the agent may rely on
+        default_model = None               # and known_models, for `mixchat models`
+
+        async def generate(self, request: ChatRequest) -> AsyncIterator[...]:
+            ...  # required: yield TextDelta (and Queued, Usage, ToolCall) for the request
+
+        async def load_model(self) -> None: ...    # optional: slow set-up, run once
+        async def aclose(self) -> None: ...        # optional: release the model
+        def count_tokens(self, messages) -> int: ...  # optional: exact (declare TOKENIZER)
+        # optional too: the context_length and description properties, and the
+        # instance_key classmethod (which settings make a separate instance).
+
+Register it in its package's ``pyproject.toml`` (see CONTRIBUTING.md)::
+
+    [project.entry-points."mixchat.backends"]
+    mine = "mixchat_mine:MyBackend"
+
+Callers use :meth:`Backend.stream` (or :meth:`Backend.complete`): it loads the model once,
+watches the request's cancel token, turns every failure into a final ``Done`` that keeps the
+exception, and measures time to first token and tokens per second the same way for every
+backend.
 """
 
 from __future__ import annotations
@@ -163,18 +183,18 @@ class Backend(ABC):
             return
         async with self._load_lock:
             if not self._loaded:
-                await self._load()
+                await self.load_model()
                 self._loaded = True
 
     @property
     def loaded(self) -> bool:
         return self._loaded
 
-    async def _load(self) -> None:
+    async def load_model(self) -> None:
         """Slow set-up (weights, clients); run blocking parts with ``asyncio.to_thread``."""
 
     @abstractmethod
-    def _generate(
+    def generate(
         self, request: ChatRequest
     ) -> AsyncIterator[TextDelta | Queued | Usage | ToolCall]:
         """Stream the reply. Stop promptly when ``request.cancel`` is set or on ``aclose()``."""
@@ -198,7 +218,7 @@ class Backend(ABC):
         try:
             # aclosing: a reader that stops early closes the backend now, not when collected.
             async with contextlib.aclosing(
-                _until_cancelled(self._generate(request), request.cancel)
+                _until_cancelled(self.generate(request), request.cancel)
             ) as events:
                 async for event in events:
                     if isinstance(event, TextDelta):

@@ -32,7 +32,7 @@ class EchoBackend(Backend):
     def count_tokens(self, messages: list[Message]) -> int:
         return sum(len(m["content"].split()) + 1 for m in messages)
 
-    async def _generate(self, request: ChatRequest) -> AsyncIterator[TextDelta | Usage]:
+    async def generate(self, request: ChatRequest) -> AsyncIterator[TextDelta | Usage]:
         text = _last_user(request.messages)
         words = re.findall(r"\s*\S+\s*|\s+", text)
         limit = request.params.max_tokens

@@ -111,7 +111,7 @@ class LlamaCppBackend(Backend):
     def context_length(self) -> int:
         return self._llm.n_ctx() if self._llm is not None else self.settings.n_ctx
 
-    async def _load(self) -> None:
+    async def load_model(self) -> None:
         self.path = await asyncio.to_thread(
             resolve_gguf, self.settings.model, self.settings.model_file, self.settings.data_dir
         )
@@ -157,7 +157,7 @@ class LlamaCppBackend(Backend):
             return super().count_tokens(messages)
         return len(self.prompt_tokens(messages))
 
-    async def _generate(self, request: ChatRequest) -> AsyncIterator[TextDelta | Queued | Usage]:
+    async def generate(self, request: ChatRequest) -> AsyncIterator[TextDelta | Queued | Usage]:
         tokens = self.prompt_tokens(request.messages, request.assistant_prefix)
         room = self.context_length - len(tokens)
         if room < 1:

@@ -66,7 +66,7 @@ class MistralBackend(RemoteBackend[Mistral]):
     def description(self) -> str:
         return f"{self.model_name} ({self.server})"
 
-    async def _load(self) -> None:
+    async def load_model(self) -> None:
         if not self.api_key and not self.settings.base_url:
             raise ConfigError(
                 "no Mistral API key: set MISTRAL_API_KEY, add mistral_api_key "

@@ -92,7 +92,7 @@ class OpenAIBackend(RemoteBackend[AsyncOpenAI]):
     def server(self) -> str:
         return f"the server at {display_url(self.base_url)}" if self.base_url else "the OpenAI API"
 
-    async def _load(self) -> None:
+    async def load_model(self) -> None:
         if not self.base_url and not self.api_key:
             raise ConfigError(
                 "the openai backend needs a server URL: set --base-url (for "

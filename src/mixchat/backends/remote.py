@@ -265,7 +265,7 @@ class RemoteBackend(Backend, Generic[ClientT]):
         if client is not None and self._client_loop is asyncio.get_running_loop():
             await self._close_client(client)
 
-    async def _generate(self, request: ChatRequest) -> AsyncIterator[TextDelta | Usage | ToolCall]:
+    async def generate(self, request: ChatRequest) -> AsyncIterator[TextDelta | Usage | ToolCall]:
         stream = await self.with_retries(lambda: self._open(request))
         reply = ReplyAssembler(self.server, request.assistant_prefix)
         try:

@@ -95,7 +95,7 @@ class TransformersBackend(Backend):
             return super().count_tokens(messages)
         return len(self._prompt_ids(messages, ""))
 
-    async def _load(self) -> None:
+    async def load_model(self) -> None:
         model_id, settings = self.model_name, self.settings
         log.info(
             "loading %s with transformers (device_map=%s, dtype=%s, quantization=%s)",
@@ -113,7 +113,7 @@ class TransformersBackend(Backend):
             log.warning("%s", notice)
         log.info("loaded %s on %s in %.1f s", model_id, model.device, time.perf_counter() - start)
 
-    async def _generate(self, request: ChatRequest) -> AsyncIterator[TextDelta | Queued | Usage]:
+    async def generate(self, request: ChatRequest) -> AsyncIterator[TextDelta | Queued | Usage]:
         assert self._prompt_ids is not None
         try:
             ids = self._prompt_ids(request.messages, request.assistant_prefix)
