@@ -31,8 +31,8 @@ from mixchat.backends import (
     close_all,
     get_backend,
 )
-from mixchat.backends import transformers as hf
-from mixchat.backends.transformers import StopText, TransformersBackend
+from mixchat.backends.stop_text import StopText
+from mixchat.backends.transformers import TransformersBackend, generation, loading, prompts
 from mixchat.config import SamplingParams, load_settings
 from mixchat.errors import ConfigError, MissingDependency, ModelLoadError
 from mixchat.prompt import mistral_v1_sentencepiece
@@ -243,14 +243,14 @@ def test_models_without_mistral_vocab_use_their_chat_template() -> None:
         "{% for m in messages %}<{{ m.role }}> {{ m.content }} {% endfor %}<bot> "
     )
     config = type("Config", (), {"model_type": "llama"})()
-    prompt_ids = hf.choose_prompt_ids(tokenizer, config, "toy")
+    prompt_ids = prompts.choose_prompt_ids(tokenizer, config, "toy")
     assert prompt_ids([{"role": "user", "content": "hello there"}], "be") == [2, 4, 5, 3, 6]
     tokenizer.chat_template = "{{ raise_exception('System role not supported') }}"
     with pytest.raises(ValueError, match="chat template rejected the conversation: System role"):
         prompt_ids([{"role": "user", "content": "hello"}], "")
     tokenizer.chat_template = None
     with pytest.raises(ConfigError, match="no chat template"):
-        hf.choose_prompt_ids(tokenizer, config, "toy")
+        prompts.choose_prompt_ids(tokenizer, config, "toy")
 
 
 async def test_a_malformed_conversation_is_a_clear_error(backend: Any) -> None:
@@ -303,9 +303,9 @@ def test_sampling_parameters_map_to_generate(model_dir: Path) -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    greedy = hf.generation_kwargs(SamplingParams(temperature=0, top_k=40), 10, tokenizer)
+    greedy = generation.generation_kwargs(SamplingParams(temperature=0, top_k=40), 10, tokenizer)
     assert greedy == {"max_new_tokens": 10, "do_sample": False, "pad_token_id": 2}
-    sampled = hf.generation_kwargs(
+    sampled = generation.generation_kwargs(
         SamplingParams(temperature=0.5, top_p=0.9, top_k=0, repetition_penalty=1.1, stop=("\n",)),
         7,
         tokenizer,
@@ -374,14 +374,14 @@ async def test_bitsandbytes_on_a_cpu_says_what_to_do(model_dir: Path, kind: str)
 
 def test_4bit_without_bitsandbytes_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(hf, "_has_bitsandbytes", lambda: False)
+    monkeypatch.setattr(loading, "_has_bitsandbytes", lambda: False)
     with pytest.raises(MissingDependency, match=r"mixchat\[quantization\]"):
-        hf.quantization_config("4bit")
+        loading.quantization_config("4bit")
 
 
 async def test_unquantized_fused_experts_are_reported(backend: Any) -> None:
     """transformers 5 fuses each layer's experts into 3-D tensors that bitsandbytes skips."""
-    notes = hf.quantization_notes(backend._model, "4bit")
+    notes = loading.quantization_notes(backend._model, "4bit")
     assert len(notes) == 1
     assert "mlp.experts.gate_up_proj" in notes[0] and "float32" in notes[0]
 

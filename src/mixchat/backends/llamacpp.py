@@ -25,7 +25,7 @@ from mixchat.backends.base import Backend, Capability, ChatRequest
 from mixchat.backends.events import Queued, TextDelta, Usage
 from mixchat.backends.gguf_files import EMBEDDED_MODEL, resolve_gguf
 from mixchat.backends.queue import RequestQueue
-from mixchat.backends.threads import iterate_in_thread
+from mixchat.backends.threads import relay_in_turn
 from mixchat.config import Settings
 from mixchat.errors import ConfigError, ContextOverflow, MissingDependency, ModelLoadError
 from mixchat.messages import Message
@@ -165,21 +165,14 @@ class LlamaCppBackend(Backend):
                 f"the conversation takes {len(tokens)} tokens, more than the model's context of "
                 f"{self.context_length}: start a new chat, or raise --n-ctx"
             )
-        # aclosing: when the reader stops early, the inner generators must finish now (leave
-        # the line; stop and await the worker) rather than whenever they are collected, or the
-        # slot would be handed on while the worker still holds the llama context.
-        async with contextlib.aclosing(self._queue.wait_turn()) as turns:
-            async for position in turns:
-                yield Queued(position)
-        try:
-            produce = functools.partial(
-                self._produce, tokens, request, min(room, request.params.max_tokens)
-            )
-            async with contextlib.aclosing(iterate_in_thread(produce, self._executor)) as items:
-                async for item in items:
-                    yield item
-        finally:
-            self._queue.release()
+        produce = functools.partial(
+            self._produce, tokens, request, min(room, request.params.max_tokens)
+        )
+        async with contextlib.aclosing(
+            relay_in_turn(self._queue, produce, self._executor)
+        ) as items:
+            async for item in items:
+                yield item
 
     def _produce(
         self, tokens: Tokens, request: ChatRequest, max_tokens: int, stop: Event

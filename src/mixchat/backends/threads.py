@@ -12,7 +12,11 @@ import asyncio
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 from typing import TypeVar
+
+from mixchat.backends.events import Queued
+from mixchat.backends.queue import RequestQueue
 
 T = TypeVar("T")
 
@@ -51,6 +55,29 @@ async def iterate_in_thread(
     finally:
         stop.set()
         await asyncio.shield(worker)
+
+
+async def relay_in_turn(
+    queue: RequestQueue,
+    produce: Callable[[threading.Event], Iterator[T]],
+    executor: ThreadPoolExecutor | None,
+) -> AsyncGenerator[Queued | T, None]:
+    """How an in-process model streams: wait for its turn in ``queue`` (yielding the place in
+    line as ``Queued``), then relay ``produce(stop)`` from the worker thread.
+
+    aclosing: when the reader stops early, the inner generators finish now (leave the line;
+    stop and await the worker) rather than whenever they are collected, so the turn is never
+    handed on while the worker still holds the model.
+    """
+    async with aclosing(queue.wait_turn()) as turns:
+        async for position in turns:
+            yield Queued(position)
+    try:
+        async with aclosing(iterate_in_thread(produce, executor)) as items:
+            async for item in items:
+                yield item
+    finally:
+        queue.release()
 
 
 class _Failure:
