@@ -454,10 +454,10 @@ async def test_timeouts_and_failure_mapping(remote: Remote, name: str) -> None:
     connect = backend.failure(httpx2.ConnectTimeout("timed out"), streaming=False)
     assert isinstance(connect.error, Timeout) and "1.5 s (connect_timeout)" in str(connect.error)
     overflow = HttpStatus(400, '{"message": "This model\'s maximum context length is 2048"}', {})
-    assert isinstance(backend._status_failure(overflow).error, ContextOverflow)
-    busy = backend._status_failure(HttpStatus(503, "busy", {"retry-after": "2"}))
+    assert isinstance(backend.status_failure(overflow).error, ContextOverflow)
+    busy = backend.status_failure(HttpStatus(503, "busy", {"retry-after": "2"}))
     assert (type(busy.error), busy.retryable, busy.retry_after) == (ServerError, True, 2.0)
-    assert not backend._status_failure(HttpStatus(501, "", {})).retryable
+    assert not backend.status_failure(HttpStatus(501, "", {})).retryable
 
 
 async def test_openai_served_models(fault: FaultServer, make_backend: MakeBackend) -> None:

@@ -73,17 +73,17 @@ class MistralBackend(RemoteBackend[Mistral]):
                 "to the config file, or enter it in the app"
             )
 
-    def _make_client(self) -> Mistral:
+    def make_client(self) -> Mistral:
         return Mistral(
             api_key=self.api_key,
             server_url=_server_url(self.settings.base_url),
             async_client=_TimeoutClient(timeout=self.timeout, follow_redirects=True),
         )
 
-    async def _close_client(self, client: Mistral) -> None:
+    async def close_client(self, client: Mistral) -> None:
         await client.sdk_configuration.async_client.aclose()  # type: ignore[union-attr]
 
-    async def _open(self, request: ChatRequest) -> Any:
+    async def open_stream(self, request: ChatRequest) -> Any:
         return await self.client().chat.stream_async(**self._arguments(request))
 
     def _arguments(self, request: ChatRequest) -> dict[str, Any]:
@@ -104,15 +104,15 @@ class MistralBackend(RemoteBackend[Mistral]):
             arguments["tools"] = request.tools
         return arguments
 
-    def _chunk(self, item: Any) -> Any:
+    def chunk(self, item: Any) -> Any:
         return item.data  # a CompletionEvent wraps the chunk
 
-    def _http_status(self, exc: BaseException) -> HttpStatus | None:
+    def http_status(self, exc: BaseException) -> HttpStatus | None:
         if isinstance(exc, MistralError) and exc.status_code >= 400:  # not a parse failure
             return HttpStatus(exc.status_code, exc.body, exc.headers)
         return None
 
-    def _unknown_model(self, status: HttpStatus, reason: str) -> str | None:
+    def unknown_model(self, status: HttpStatus, reason: str) -> str | None:
         if status.code not in (400, 404) or not _says_invalid_model(status.body, reason):
             return None
         return (

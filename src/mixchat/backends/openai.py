@@ -121,7 +121,7 @@ class OpenAIBackend(RemoteBackend[AsyncOpenAI]):
         length = (listed[0].model_extra or {}).get("max_model_len")  # vLLM says it
         self._context_length = length if isinstance(length, int) else None
 
-    def _make_client(self) -> AsyncOpenAI:
+    def make_client(self) -> AsyncOpenAI:
         return AsyncOpenAI(
             api_key=self.api_key or NO_KEY,
             base_url=self.base_url,
@@ -129,10 +129,10 @@ class OpenAIBackend(RemoteBackend[AsyncOpenAI]):
             max_retries=0,
         )
 
-    async def _close_client(self, client: AsyncOpenAI) -> None:
+    async def close_client(self, client: AsyncOpenAI) -> None:
         await client.close()
 
-    async def _open(self, request: ChatRequest) -> Any:
+    async def open_stream(self, request: ChatRequest) -> Any:
         """Open the stream, falling back through what this server turns out not to accept."""
         dialect = self.dialect
         while True:
@@ -174,12 +174,12 @@ class OpenAIBackend(RemoteBackend[AsyncOpenAI]):
             arguments["extra_body"] = extras
         return arguments
 
-    def _http_status(self, exc: BaseException) -> HttpStatus | None:
+    def http_status(self, exc: BaseException) -> HttpStatus | None:
         if isinstance(exc, APIStatusError):
             return HttpStatus(exc.status_code, exc.response.text, exc.response.headers)
         return None
 
-    def _unknown_model(self, status: HttpStatus, reason: str) -> str | None:
+    def unknown_model(self, status: HttpStatus, reason: str) -> str | None:
         if status.code != 404 or "model" not in reason.lower():
             return None
         listing = f"{display_url(self.base_url or '')}/models"
