@@ -1,15 +1,17 @@
 """Backends behind one streaming interface, found by name.
 
-Built-ins register the same way third-party backends do: a name and a class (or a
-``"module:Class"`` string, imported only when the backend is used, so ``import mixchat``
-needs none of llama_cpp, torch, mistralai or openai).
+Every backend is a plugin: an entry point in the ``mixchat.backends`` group (mixchat's own
+are declared in its ``pyproject.toml``, see :mod:`mixchat.plugins`), imported only when it is
+used. :func:`register` adds one at run time (a script, a test), and wins over an entry point
+of the same name.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Hashable
+from importlib.metadata import EntryPoint
 
+from mixchat import plugins
 from mixchat.backends.base import (
     Backend,
     CancelToken,
@@ -20,38 +22,55 @@ from mixchat.backends.base import (
 )
 from mixchat.backends.events import Done, Event, Queued, TextDelta, Usage
 from mixchat.config import Settings
-from mixchat.errors import ConfigError
+from mixchat.errors import ConfigError, MixchatError
 
-_REGISTRY: dict[str, type[Backend] | str] = {
-    "echo": "mixchat.backends.echo:EchoBackend",
-    "llamacpp": "mixchat.backends.llamacpp:LlamaCppBackend",
-    "transformers": "mixchat.backends.transformers:TransformersBackend",
-    "mistral": "mixchat.backends.mistral:MistralBackend",
-    "openai": "mixchat.backends.openai:OpenAIBackend",
-}
+_REGISTERED: dict[str, type[Backend] | str] = {}
+_LOADED: dict[str, type[Backend]] = {}
 _INSTANCES: dict[Hashable, Backend] = {}
 
 
 def register(name: str, backend: type[Backend] | str) -> None:
-    """Make ``backend`` available as ``name`` (replacing any backend of that name)."""
-    _REGISTRY[name] = backend
+    """Make ``backend`` (a class, or ``"module:Class"`` imported on first use) available as
+    ``name``, replacing any backend of that name."""
+    _REGISTERED[name] = backend
+    _LOADED.pop(name, None)
 
 
 def names() -> list[str]:
-    return list(_REGISTRY)
+    """Every backend's name: the installed plugins', then those registered at run time."""
+    return list(dict.fromkeys([*plugins.found(plugins.BACKENDS), *_REGISTERED]))
 
 
 def backend_class(name: str) -> type[Backend]:
     """The class registered as ``name``; importing it may raise ``MissingDependency``."""
-    try:
-        entry = _REGISTRY[name]
-    except KeyError:
+    if name in _LOADED:
+        return _LOADED[name]
+    entry: object
+    if name in _REGISTERED:
+        entry = _REGISTERED[name]
+        if isinstance(entry, str):
+            entry = EntryPoint(name, entry, plugins.BACKENDS).load()
+    elif name in (found := plugins.found(plugins.BACKENDS)):
+        entry = _load(found[name])
+    else:
         raise ConfigError(f"unknown backend {name!r}: choose one of {', '.join(names())}") from None
-    if isinstance(entry, str):
-        module_name, _, class_name = entry.partition(":")
-        entry = getattr(importlib.import_module(module_name), class_name)
-        _REGISTRY[name] = entry
+    if not (isinstance(entry, type) and issubclass(entry, Backend)):
+        raise ConfigError(f"the backend {name!r} is not a mixchat Backend class ({entry!r})")
+    _LOADED[name] = entry
     return entry
+
+
+def _load(point: EntryPoint) -> object:
+    """Import a backend plugin; a broken one is one clear line, not a traceback."""
+    try:
+        return point.load()
+    except MixchatError:
+        raise
+    except Exception as error:
+        raise ConfigError(
+            f"the backend {point.name!r} ({point.value}) cannot be imported: "
+            f"{type(error).__name__}: {error}"
+        ) from error
 
 
 def get_backend(settings: Settings) -> Backend:

@@ -1,4 +1,7 @@
-"""Tools for the agent: the walkthrough's Calculator and Search, and user tools.
+"""Tools for the agent: the walkthrough's Calculator and Search, plugins, and user tools.
+
+Tools come from entry points in the ``mixchat.tools`` group (mixchat's own Calculator and
+Search are declared that way; see :mod:`mixchat.plugins`), and from ``@mixchat.tool``.
 
 >>> import mixchat
 >>> @mixchat.tool
@@ -11,6 +14,9 @@
 
 from __future__ import annotations
 
+import logging
+
+from mixchat import plugins
 from mixchat.tools.base import (
     FINAL_ANSWER,
     Tool,
@@ -31,14 +37,29 @@ from mixchat.tools.search import (
     use_search_provider,
 )
 
+log = logging.getLogger(__name__)
+
 
 def default_tools() -> list[Tool]:
-    """The walkthrough's tools: Calculator and Search (on the current search provider)."""
-    return [calculator_tool(), search_tool()]
+    """The installed tools: the walkthrough's Calculator and Search (on the current search
+    provider), then those of plugins. A plugin that fails to load is left out, and logged."""
+    tools = []
+    for point in plugins.found(plugins.TOOLS).values():
+        try:
+            made = point.load()
+            tool = made if isinstance(made, Tool) else made()
+        except Exception:  # a broken plugin must not take the agent down
+            log.exception("the tool plugin %r (%s) failed to load", point.name, point.value)
+            continue
+        if not isinstance(tool, Tool):
+            log.error("the tool plugin %r gave %r, not a mixchat Tool", point.name, tool)
+            continue
+        tools.append(tool)
+    return tools
 
 
 def registered_tools() -> list[Tool]:
-    """The tools an agent gets by default: the built-ins, then every ``@tool`` function."""
+    """The tools an agent gets by default: the installed ones, then every ``@tool`` function."""
     return default_tools() + user_tools()
 
 
