@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mixchat import backends, plugins
+from mixchat.config import load_settings
 from mixchat.tools import registered_tools
 
 PLUGIN = textwrap.dedent('''
@@ -102,7 +103,6 @@ def test_the_builtins_are_entry_points_of_mixchat_itself() -> None:
 
 
 async def test_an_installed_backend_and_tool_in_the_app_and_the_agent(installed: Path) -> None:
-    from mixchat.config import load_settings
     from mixchat.ui.sidebar import SettingsPanel
 
     assert "foo" in backends.names()
@@ -114,3 +114,18 @@ async def test_an_installed_backend_and_tool_in_the_app_and_the_agent(installed:
     shout = next(tool for tool in registered_tools() if tool.name == "Shout")
     assert await shout.run("quiet") == "QUIET"
     await backends.close_all()
+
+
+async def test_the_contributing_guides_backend_example_streams() -> None:
+    """The example in CONTRIBUTING.md is a working backend."""
+    guide = (Path(__file__).parents[1] / "CONTRIBUTING.md").read_text()
+    section = guide.split("## Add a backend", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, object] = {}
+    exec(compile(code, "CONTRIBUTING.md", "exec"), namespace)
+    backend_cls = namespace["FooBackend"]
+    assert isinstance(backend_cls, type) and issubclass(backend_cls, backends.Backend)
+    backend = backend_cls(load_settings(backend="echo"))
+    reply = await backend.complete(backends.ChatRequest([{"role": "user", "content": "hi"}]))
+    assert reply.text == "Hello world" and reply.done.ok
+    assert (reply.done.prompt_tokens, reply.done.completion_tokens) == (3, 2)
