@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -58,6 +66,31 @@ AGENT_SAMPLING = SamplingParams(
 )
 
 BackendName = str  # validated against the registry, which users can extend
+
+
+class McpServerConfig(BaseModel):
+    """One MCP server whose tools the agent gets: ``[mcp_servers.NAME]`` in the config file.
+
+    Either ``command`` (a program that speaks MCP on stdin/stdout, started by mixchat) or
+    ``url`` (a streamable-HTTP endpoint, e.g. ``http://127.0.0.1:8000/mcp``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    command: tuple[str, ...] | None = Field(None, description="program and arguments (stdio)")
+    url: str | None = Field(None, description="streamable-HTTP endpoint")
+    env: dict[str, str] = Field(default_factory=dict, description="environment for the command")
+    headers: dict[str, str] = Field(default_factory=dict, description="HTTP headers for the url")
+    timeout: float = Field(30.0, gt=0, description="seconds to start, and per tool call")
+    tools: tuple[str, ...] | None = Field(None, description="expose only these tools")
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerConfig:
+        if (self.command is None) == (self.url is None):
+            raise ValueError('give either command = [...] (stdio) or url = "..." (HTTP)')
+        if self.command is not None and not self.command:
+            raise ValueError("command is empty")
+        return self
 
 
 class Settings(BaseSettings):
@@ -135,6 +168,9 @@ class Settings(BaseSettings):
 
     # -- agent
     agent_max_steps: int = Field(6, ge=1, le=50)
+    mcp_servers: dict[str, McpServerConfig] = Field(
+        default_factory=dict, description="MCP servers whose tools the agent gets"
+    )
 
     # -- storage
     data_dir: Path = Field(default_factory=default_data_dir)

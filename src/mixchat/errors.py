@@ -7,15 +7,17 @@ wrong and what to do, and never contains a secret (an API key) or a traceback.
     ├── ConfigError          a setting has a value that is not allowed
     ├── MissingDependency    an optional package is not installed
     ├── ModelLoadError       a model file or directory is missing, corrupt or unreadable
-    └── BackendError         generation failed
-        ├── AuthError        the server refused the credentials (401/403)
-        ├── RateLimited      too many requests (429), after retries
-        ├── BadRequest       the server rejected the request (400/404/422), with its reason
-        ├── ServerError      the server failed (5xx), after retries
-        ├── Unreachable      no connection could be made
-        ├── Timeout          no answer within the read timeout
-        ├── StreamCut        the reply stream ended before it was complete
-        └── ContextOverflow  the conversation does not fit the model's context
+    ├── BackendError         generation failed
+    │   ├── AuthError        the server refused the credentials (401/403)
+    │   ├── RateLimited      too many requests (429), after retries
+    │   ├── BadRequest       the server rejected the request (400/404/422), with its reason
+    │   ├── ServerError      the server failed (5xx), after retries
+    │   ├── Unreachable      no connection could be made
+    │   ├── Timeout          no answer within the read timeout
+    │   ├── StreamCut        the reply stream ended before it was complete
+    │   └── ContextOverflow  the conversation does not fit the model's context
+    └── McpError             an MCP server cannot start, stopped, or refused a call
+        └── McpTimeout       an MCP server did not answer in time
 """
 
 from __future__ import annotations
@@ -82,12 +84,22 @@ class ContextOverflow(BackendError):
     pass
 
 
+class McpError(MixchatError):
+    """An MCP server cannot start, stopped, or refused a call."""
+
+
+class McpTimeout(McpError):
+    pass
+
+
 __all__ = [
     "AuthError",
     "BackendError",
     "BadRequest",
     "ConfigError",
     "ContextOverflow",
+    "McpError",
+    "McpTimeout",
     "MissingDependency",
     "MixchatError",
     "ModelLoadError",

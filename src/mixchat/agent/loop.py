@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 
-from mixchat.agent import protocol
+from mixchat.agent import calls, protocol
 from mixchat.agent.events import (
     AgentEvent,
     AgentFinished,
@@ -43,7 +43,7 @@ from mixchat.config import AGENT_SAMPLING, SamplingParams
 from mixchat.errors import ConfigError
 from mixchat.messages import Message
 from mixchat.outcome import Outcome
-from mixchat.tools.base import FINAL_ANSWER, Tool, normalize_name
+from mixchat.tools.base import FINAL_ANSWER, Tool, ToolInput, normalize_name
 
 #: What the loop and its helpers yield (closed with ``aclosing`` when the reader stops).
 Events = AsyncGenerator[AgentEvent, None]
@@ -103,6 +103,14 @@ class Agent:
     def tool_names(self) -> list[str]:
         return list(self.tools)
 
+    @property
+    def _objects(self) -> bool:
+        """Some tools take a JSON object (their schema) rather than one string."""
+        return any(tool.parameters is not None for tool in self.tools.values())
+
+    def _correction(self, error: protocol.ProtocolError) -> str:
+        return protocol.correction(error, self.tool_names, self._objects)
+
     async def run(
         self,
         query: str,
@@ -158,19 +166,34 @@ class Agent:
                     raw=turn.reply,
                     ok=False,
                     reply=protocol.recorded_reply(turn.reply),
-                    feedback=protocol.correction(error, self.tool_names),
+                    feedback=self._correction(error),
                 )
             )
             return
         if action.is_final:
-            answer = action.input.strip()
+            answer = calls.shown_input(action.input).strip()
             if rest := _unstreamed(turn, answer):
                 yield AnswerDelta(rest)
             yield AgentFinished(answer, step, Outcome.STOP)
             return
         recorded = protocol.recorded_reply(turn.reply)
+        try:
+            tool_input = calls.checked_input(self.tools[action.tool_name], action.input)
+        except protocol.ProtocolError as error:
+            yield StepError(step, str(error), turn.reply)
+            memory.add(
+                Step(
+                    step,
+                    error=str(error),
+                    raw=turn.reply,
+                    ok=False,
+                    reply=recorded,
+                    feedback=self._correction(error),
+                )
+            )
+            return
         async with contextlib.aclosing(
-            self._use_tool(step, action.tool_name, action.input, cancel, memory, recorded)
+            self._use_tool(step, action.tool_name, tool_input, cancel, memory, recorded)
         ) as events:
             async for event in events:
                 yield event
@@ -184,9 +207,14 @@ class Agent:
         by_function = {protocol.function_name(name): name for name in self.tools}
         call = turn.calls[0]  # one call per step, like the JSON protocol
         name = by_function.get(call.name)
-        recorded = json.dumps({"tool_name": name or call.name, "input": _native_input(call)})
-        if name is None:
-            error = protocol.ProtocolError(f'there is no tool named "{call.name}".')
+        tool = self.tools.get(name) if name else None
+        value = _native_input(call, tool)
+        recorded = json.dumps({"tool_name": name or call.name, "input": value})
+        try:
+            if tool is None:
+                raise protocol.ProtocolError(f'there is no tool named "{call.name}".')
+            tool_input = calls.checked_input(tool, value)
+        except protocol.ProtocolError as error:
             yield StepError(step, str(error), recorded)
             memory.add(
                 Step(
@@ -195,12 +223,12 @@ class Agent:
                     raw=recorded,
                     ok=False,
                     reply=recorded,
-                    feedback=protocol.correction(error, self.tool_names),
+                    feedback=self._correction(error),
                 )
             )
             return
         async with contextlib.aclosing(
-            self._use_tool(step, name, _native_input(call), cancel, memory, recorded)
+            self._use_tool(step, tool.name, tool_input, cancel, memory, recorded)
         ) as events:
             async for event in events:
                 yield event
@@ -209,12 +237,13 @@ class Agent:
         self,
         step: int,
         name: str,
-        tool_input: str,
+        tool_input: ToolInput,
         cancel: CancelToken,
         memory: Memory,
         recorded: str,
     ) -> Events:
-        yield ToolCalled(step, name, tool_input)
+        shown = calls.shown_input(tool_input)
+        yield ToolCalled(step, name, shown)
         started = time.perf_counter()
         output = await _run_tool(self.tools[name], tool_input, cancel)
         if output is None:
@@ -227,7 +256,7 @@ class Agent:
             Step(
                 step,
                 tool=name,
-                input=tool_input,
+                input=shown,
                 output=output,
                 ok=ok,
                 duration=duration,
@@ -251,7 +280,8 @@ class Agent:
             answer = turn.text.strip()
         else:
             try:
-                answer = protocol.parse_action(turn.text, [], turn.primer).input.strip()
+                action = protocol.parse_action(turn.text, [], turn.primer)
+                answer = calls.shown_input(action.input).strip()
             except protocol.ProtocolError:
                 answer = turn.answer.text or turn.text.strip()
             if rest := _unstreamed(turn, answer):
@@ -268,7 +298,7 @@ class Agent:
         if self.native_tools:
             request.tools = None if final else protocol.native_tool_specs(list(self.tools.values()))
         elif self.structured:
-            request.json_schema = protocol.action_schema([] if final else self.tool_names)
+            request.json_schema = calls.call_schema([] if final else list(self.tools.values()))
         else:
             turn.primer = protocol.FINAL_PRIMER if final else protocol.PRIMER
             request.assistant_prefix = turn.primer
@@ -310,7 +340,7 @@ def _unstreamed(turn: _Turn, answer: str) -> str:
     return answer[len(streamed) :] if answer.startswith(streamed) else ""
 
 
-async def _run_tool(tool: Tool, tool_input: str, cancel: CancelToken) -> str | None:
+async def _run_tool(tool: Tool, tool_input: ToolInput, cancel: CancelToken) -> str | None:
     """The tool's output (failures as ``Error...`` text), or None if cancelled meanwhile."""
     task = asyncio.ensure_future(tool.run(tool_input))
     stopped = asyncio.ensure_future(cancel.wait())
@@ -327,12 +357,15 @@ async def _run_tool(tool: Tool, tool_input: str, cancel: CancelToken) -> str | N
     return task.result()
 
 
-def _native_input(call: ToolCall) -> str:
-    """The ``input`` argument of a native call (or its whole arguments if they differ)."""
+def _native_input(call: ToolCall, tool: Tool | None) -> ToolInput:
+    """The input of a native call: its arguments object for a tool with parameters; else the
+    ``input`` argument (or the whole arguments if they differ)."""
     try:
         arguments = json.loads(call.arguments or "{}")
     except ValueError:
         return call.arguments
+    if isinstance(arguments, dict) and tool is not None and tool.parameters is not None:
+        return arguments
     if isinstance(arguments, dict):
         if isinstance(arguments.get("input"), str):
             return arguments["input"]

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
@@ -18,7 +18,9 @@ from mixchat.errors import MixchatError
 from mixchat.messages import Message
 
 if TYPE_CHECKING:
+    from mixchat.agent import AgentFinished
     from mixchat.backends import Backend
+    from mixchat.tools import Tool
 
 app = typer.Typer(
     name="mixchat",
@@ -34,6 +36,25 @@ app = typer.Typer(
 def _messages(settings: Settings, history: list[Message]) -> list[Message]:
     prompt = settings.system_prompt
     return [Message(role="system", content=prompt), *history] if prompt else list(history)
+
+
+McpOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--mcp",
+        metavar="COMMAND|URL",
+        help='an MCP server whose tools the agent gets: "COMMAND ARGS" (stdio) or a URL '
+        "(streamable HTTP); repeatable, added to [mcp_servers] of the config",
+    ),
+]
+
+
+def _with_mcp(settings: Settings, mcp: list[str] | None) -> Settings:
+    if not mcp:
+        return settings
+    from mixchat.tools.mcp import with_mcp_options
+
+    return settings.model_copy(update={"mcp_servers": with_mcp_options(settings.mcp_servers, mcp)})
 
 
 def _fail(message: str) -> None:
@@ -54,15 +75,17 @@ def ask(
     stats: Annotated[
         bool, typer.Option("--stats", help="print tokens, speed and finish reason to stderr")
     ] = False,
+    mcp: McpOption = None,
 ) -> None:
-    """Answer one question on stdout, streamed (usable in scripts)."""
+    """Answer one question on stdout, streamed (usable in scripts). --mcp implies --agent."""
     from mixchat.backends import ChatRequest, get_backend
 
     text = question if question is not None else sys.stdin.read()
     if not text.strip():
         _fail("nothing to ask: give a question, or pipe one on stdin")
+    settings = _with_mcp(settings, mcp)
     backend = get_backend(settings)
-    if agent:
+    if agent or mcp:
         asyncio.run(_ask_agent(settings, backend, text))
         return
     request = ChatRequest(
@@ -77,36 +100,81 @@ def ask(
 
 async def _ask_agent(settings: Settings, backend: Backend, question: str) -> None:
     """Steps on stderr, the answer on stdout; Ctrl+C stops the agent."""
+    from mixchat.outcome import Outcome
+    from mixchat.tools.mcp import close_toolboxes
+
+    try:
+        finished = await _agent_answer(settings, backend, question, [], sys.stdout)
+    finally:
+        await close_toolboxes()
+    if finished.outcome is Outcome.ERROR:
+        _fail(finished.error or "the agent failed")
+
+
+async def _agent_answer(
+    settings: Settings,
+    backend: Backend,
+    question: str,
+    history: list[Message],
+    answer_out: TextIO,
+) -> AgentFinished:
+    """One agent answer: steps on stderr, the answer to ``answer_out``; Ctrl+C stops it."""
     from rich.console import Console
 
     from mixchat.agent import Agent
     from mixchat.backends import CancelToken
     from mixchat.cli.agent_view import print_agent_events
-    from mixchat.outcome import Outcome
+    from mixchat.tools import agent_tools
 
     cancel = CancelToken()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, cancel.cancel)
-    agent = Agent(backend, max_steps=settings.agent_max_steps)
-    finished = await print_agent_events(
-        agent.run(question, cancel=cancel), Console(stderr=True), answer_out=sys.stdout
-    )
-    if finished.outcome is Outcome.ERROR:
-        _fail(finished.error or "the agent failed")
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, cancel.cancel)
+    try:
+        tools = await agent_tools(settings)
+        agent = Agent(backend, tools, max_steps=settings.agent_max_steps)
+        return await print_agent_events(
+            agent.run(question, history=history, cancel=cancel),
+            Console(stderr=True),
+            answer_out=answer_out,
+        )
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
 
 
 @app.command()
 @with_settings
-def chat(settings: Settings) -> None:
+def chat(
+    settings: Settings,
+    agent: Annotated[
+        bool, typer.Option("--agent", help="answer with tools (Calculator, Search, ...)")
+    ] = False,
+    mcp: McpOption = None,
+) -> None:
     """Chat in the terminal, streamed, with the whole conversation sent each turn.
 
-    Ctrl+C stops a reply; /reset starts over; /exit (or Ctrl+D) quits.
+    Ctrl+C stops a reply; /reset starts over; /exit (or Ctrl+D) quits. --mcp implies --agent.
     """
-    from mixchat.backends import ChatRequest, get_backend
+    from mixchat.backends import get_backend
 
+    settings = _with_mcp(settings, mcp)
     backend = get_backend(settings)
     typer.echo(
         f"mixchat: talking to {backend.description}. /reset starts over, /exit quits.", err=True
     )
+    # One event loop for the whole chat: MCP servers started by the first answer stay up.
+    with asyncio.Runner() as runner:
+        try:
+            _chat_loop(settings, backend, runner, agent or bool(mcp))
+        finally:
+            from mixchat.tools.mcp import close_toolboxes
+
+            runner.run(close_toolboxes())
+
+
+def _chat_loop(settings: Settings, backend: Backend, runner: asyncio.Runner, agent: bool) -> None:
+    from mixchat.backends import ChatRequest
+    from mixchat.outcome import Outcome
+
     history: list[Message] = []
     while True:
         try:
@@ -122,9 +190,19 @@ def chat(settings: Settings) -> None:
             continue
         if not line.strip():
             continue
+        if agent:
+            finished = runner.run(_agent_answer(settings, backend, line, history, sys.stdout))
+            if finished.outcome is Outcome.ERROR:
+                typer.echo(f"[error] {finished.error}", err=True)
+                continue
+            history += [
+                Message(role="user", content=line),
+                Message(role="assistant", content=finished.answer),
+            ]
+            continue
         history.append(Message(role="user", content=line))
         request = ChatRequest(_messages(settings, history), settings.sampling())
-        reply, done = asyncio.run(stream_reply(backend, request))
+        reply, done = runner.run(stream_reply(backend, request))
         if done.error:
             typer.echo(f"[error] {done.error}", err=True)
             history.pop()
@@ -157,13 +235,14 @@ def serve(
             help="a public HOST[:PORT] the page is served from, behind a proxy (repeatable)",
         ),
     ] = None,
+    mcp: McpOption = None,
 ) -> None:
     """Serve the chat web app (http://localhost:5006 by default)."""
     from mixchat.ui import serve as serve_app
 
     updates = {key: value for key, value in (("host", host), ("port", port)) if value is not None}
     serve_app(
-        settings.model_copy(update=updates),
+        _with_mcp(settings, mcp).model_copy(update=updates),
         num_procs=num_procs,
         show=show,
         basic_auth=basic_auth,
@@ -188,6 +267,28 @@ def models() -> None:
             cls.known_models[0] if cls.known_models else "the server's model"
         )
         typer.echo(f"{name:<13} default: {default}\n{'':<13} models: {listed}")
+
+
+@app.command()
+def tools(mcp: McpOption = None) -> None:
+    """List every tool the agent would have: built-in, @mixchat.tool, and MCP servers'."""
+    import json
+
+    from mixchat.config import load_settings
+    from mixchat.tools import agent_tools
+    from mixchat.tools.mcp import close_toolboxes
+
+    settings = _with_mcp(load_settings(), mcp)
+
+    async def listed() -> list[Tool]:
+        try:
+            return await agent_tools(settings)
+        finally:
+            await close_toolboxes()
+
+    for tool in asyncio.run(listed()):
+        typer.echo(f"{tool.name}  ({tool.source})\n  {tool.description}")
+        typer.echo(f"  input: {json.dumps(tool.input_schema, ensure_ascii=False)}")
 
 
 app.add_typer(

@@ -15,8 +15,10 @@ Search are declared that way; see :mod:`mixchat.plugins`), and from ``@mixchat.t
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from mixchat import plugins
+from mixchat.config import Settings
 from mixchat.tools.base import (
     FINAL_ANSWER,
     Tool,
@@ -63,6 +65,18 @@ def registered_tools() -> list[Tool]:
     return default_tools() + user_tools()
 
 
+async def agent_tools(settings: Settings, tools: Sequence[Tool] | None = None) -> list[Tool]:
+    """``tools`` (default: :func:`registered_tools`) and the tools of ``settings.mcp_servers``,
+    whose servers start on first use, once per process; one that cannot start is left out."""
+    base = registered_tools() if tools is None else list(tools)
+    if not settings.mcp_servers:
+        return base
+    from mixchat.tools.mcp import mcp_toolbox
+
+    toolbox = mcp_toolbox(settings.mcp_servers)
+    return base + await toolbox.tools(taken=[tool.name for tool in base])
+
+
 __all__ = [
     "FINAL_ANSWER",
     "DdgsProvider",
@@ -71,6 +85,7 @@ __all__ = [
     "SearchResult",
     "SearxngProvider",
     "Tool",
+    "agent_tools",
     "calculator",
     "calculator_tool",
     "default_tools",

@@ -1,8 +1,10 @@
 """Tools the agent can call: a small class, a decorator, and the process's registry.
 
-A tool takes one string and returns one string, like the walkthrough's JSON protocol
-(``{"tool_name": ..., "input": "..."}``). By convention a tool reports a failure the model
-should see with text that begins with ``Error``; an exception it raises becomes such a text.
+A tool returns one string. The walkthrough's tools take one string too
+(``{"tool_name": ..., "input": "..."}``); a tool with ``parameters`` (an MCP tool) takes a
+JSON object that follows that schema (``{"tool_name": "add", "input": {"a": 2, "b": 3}}``).
+By convention a tool reports a failure the model should see with text that begins with
+``Error``; an exception it raises becomes such a text.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any, overload
 
 from mixchat.errors import ConfigError
 
-ToolFunction = Callable[[str], "str | Awaitable[str]"]
+ToolFunction = Callable[[Any], "str | Awaitable[str]"]
+#: What a tool is called with: one string, or the arguments object its ``parameters`` describe.
+ToolInput = str | dict[str, Any]
 
 FINAL_ANSWER = "Final Answer"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9 _-]{0,63}$")
@@ -24,15 +28,20 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9 _-]{0,63}$")
 
 @dataclass(frozen=True)
 class Tool:
-    """A named function of one string: what it is for and what input it takes.
+    """A named function: what it is for and what input it takes.
 
     ``description`` and ``input_description`` go into the system message and the JSON schema.
+    ``parameters`` is the JSON schema of the arguments object the tool takes; None (the
+    walkthrough's tools, ``@tool`` functions) means it takes one string.
     """
 
     name: str
     description: str
     function: ToolFunction
     input_description: str = "text"
+    parameters: dict[str, Any] | None = None
+    #: Where the tool comes from, for ``mixchat tools``: "built-in", "python", "mcp:SERVER".
+    source: str = "python"
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name) or normalize_name(self.name) == normalize_name(FINAL_ANSWER):
@@ -41,7 +50,14 @@ class Tool:
                 f"and not {FINAL_ANSWER!r}"
             )
 
-    async def run(self, input: str) -> str:
+    @property
+    def input_schema(self) -> dict[str, Any]:
+        """The JSON schema of a call's ``"input"``: the arguments object, or a string."""
+        if self.parameters is not None:
+            return self.parameters
+        return {"type": "string", "description": self.input_description}
+
+    async def run(self, input: ToolInput) -> str:
         """Call the function; a sync function runs in a worker thread so it cannot block."""
         if inspect.iscoroutinefunction(self.function):
             result = await self.function(input)

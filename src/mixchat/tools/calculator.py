@@ -96,4 +96,5 @@ def calculator_tool() -> Tool:
         description=DESCRIPTION,
         input_description="Python code that assigns the result to `output`",
         function=_run,
+        source="built-in",
     )

@@ -188,7 +188,11 @@ def search_tool(provider: SearchProvider | None = None, max_results: int = MAX_R
         return await search(query, provider, max_results)
 
     return Tool(
-        name="Search", description=DESCRIPTION, function=run, input_description="a web search query"
+        name="Search",
+        description=DESCRIPTION,
+        function=run,
+        input_description="a web search query",
+        source="built-in",
     )
 
 

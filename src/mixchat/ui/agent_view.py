@@ -18,7 +18,7 @@ from mixchat.backends import Backend, CancelToken
 from mixchat.config import Settings
 from mixchat.messages import Message
 from mixchat.outcome import Outcome, Stats
-from mixchat.tools import Tool
+from mixchat.tools import Tool, agent_tools
 from mixchat.ui.render import code_block, markdown_pane
 from mixchat.ui.reply import FinishedReply, ReplyView
 from mixchat.ui.stats import error_advice
@@ -122,6 +122,7 @@ async def run_agent(
     """Run the agent on the last user message; steps become cards, the answer streams."""
     steps = AgentStepsView()
     view.steps.objects = [steps.layout]
+    tools = await agent_tools(settings, tools)  # with the MCP servers' tools
     agent = Agent(backend, tools=tools, max_steps=settings.agent_max_steps)
     throttle = Throttle()
     start = time.perf_counter()

@@ -12,15 +12,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mixchat.tools.base import FINAL_ANSWER, normalize_name
+from mixchat.tools.base import FINAL_ANSWER, ToolInput, normalize_name
 
 
 @dataclass(frozen=True)
 class Action:
-    """One parsed tool call; ``tool_name`` is the canonical name of a known tool."""
+    """One parsed tool call; ``tool_name`` is the canonical name of a known tool.
+
+    ``input`` is a string, or the object a tool with ``parameters`` takes (checked against
+    them by :func:`mixchat.agent.calls.checked_input`); a Final Answer's is always a string.
+    """
 
     tool_name: str
-    input: str
+    input: ToolInput
 
     @property
     def is_final(self) -> bool:
@@ -58,7 +62,9 @@ def _action(data: dict[str, Any], tool_names: Sequence[str]) -> Action:
     if canonical is None:
         choices = ", ".join(f'"{n}"' for n in [*tool_names, FINAL_ANSWER])
         raise ProtocolError(f'there is no tool named "{name.strip()}"; the tools are {choices}.')
-    return Action(canonical, value if isinstance(value, str) else json.dumps(value))
+    if isinstance(value, str) or (isinstance(value, dict) and canonical != FINAL_ANSWER):
+        return Action(canonical, value)
+    return Action(canonical, json.dumps(value))
 
 
 def _first(data: dict[str, Any], keys: Sequence[str]) -> Any:
