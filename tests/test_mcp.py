@@ -254,3 +254,46 @@ async def test_native_tool_calls_carry_the_arguments_object(toolbox: McpToolbox)
     spec = next(s for s in backend.requests[0].tools or [] if s["function"]["name"] == "add")
     assert spec["function"]["parameters"]["required"] == ["a", "b"]
     assert events[-1].answer == "The sum is 42."  # type: ignore[union-attr]
+
+
+# -- end to end on the embedded model ---------------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_the_embedded_model_writes_valid_calls_under_the_grammar(
+    embedded_gguf: Path, toolbox: McpToolbox
+) -> None:
+    """On llama.cpp the grammar makes every call parse and follow its tool's schema."""
+    from mixchat.agent.protocol import parse_action
+    from mixchat.backends import ChatRequest, get_backend
+    from mixchat.config import AGENT_SAMPLING
+
+    tools = [tool for tool in await toolbox.tools() if tool.name in ("add", "greet")]
+    backend = get_backend(load_settings())
+    events = [
+        e async for e in Agent(backend, tools, max_steps=2).run("Add 40 and 2, then greet Ada.")
+    ]
+    assert not [e for e in events if isinstance(e, StepError)]
+    for called in (e for e in events if isinstance(e, ToolCalled)):
+        schema = by_name(tools)[called.tool].parameters
+        jsonschema.validate(json.loads(called.input), schema)
+    assert isinstance(events[-1], AgentFinished) and events[-1].reason != "error"
+
+    # Without the Final Answer branch every reply must be a typed call to an MCP tool.
+    schema = call_schema(tools)
+    schema["oneOf"] = schema["oneOf"][:-1]
+    for seed in (1, 2):
+        request = ChatRequest(
+            [
+                {"role": "system", "content": system_message(tools)},
+                {"role": "user", "content": "Say hello to Ada, then add 40 and 2."},
+            ],
+            params=AGENT_SAMPLING.model_copy(update={"temperature": 1.0, "seed": seed}),
+            json_schema=schema,
+        )
+        reply = await backend.complete(request)
+        assert reply.done.finish_reason == "stop", reply.done
+        action = parse_action(reply.text, [tool.name for tool in tools])
+        assert action.tool_name in ("add", "greet")
+        assert checked_input(by_name(tools)[action.tool_name], action.input) == action.input
+        jsonschema.validate(json.loads(reply.text), schema)

@@ -35,10 +35,10 @@ def call_schema(tools: Sequence[Tool]) -> dict[str, Any]:
         schema = _hoist_definitions(tool.input_schema, f"t{index}_", definitions)
         branches.append(_branch(tool.name, _closed(schema)))
     branches.append(_branch(FINAL_ANSWER, _STRING))
-    schema: dict[str, Any] = {"oneOf": branches}
+    combined: dict[str, Any] = {"oneOf": branches}
     if definitions:
-        schema["$defs"] = definitions
-    return schema
+        combined["$defs"] = definitions
+    return combined
 
 
 def _branch(name: str, input_schema: dict[str, Any]) -> dict[str, Any]:
@@ -80,7 +80,8 @@ def _hoist_definitions(
 
     for name, definition in own.items():
         definitions[prefix + name] = rename(definition)
-    return rename(schema)  # type: ignore[no-any-return]
+    renamed: dict[str, Any] = rename(schema)
+    return renamed
 
 
 def checked_input(tool: Tool, value: ToolInput) -> ToolInput:

@@ -19,7 +19,7 @@ import logging
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, TextIO, cast
 
 from mixchat.config import McpServerConfig
 from mixchat.errors import McpError, McpTimeout, MissingDependency
@@ -172,7 +172,7 @@ class McpConnection:
         if config.command:
             command, *args = config.command
             parameters = StdioServerParameters(command=command, args=args, env=config.env or None)
-            return stdio_client(parameters, errlog=errlog)
+            return stdio_client(parameters, errlog=cast(TextIO, errlog))
         assert config.url is not None
         return _http_transport(config.url, dict(config.headers))
 
