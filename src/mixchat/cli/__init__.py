@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
+from mixchat.cli.api_keys import api_key_app
 from mixchat.cli.history import history_app
 from mixchat.cli.options import with_settings
 from mixchat.cli.terminal import format_stats, stream_reply
@@ -291,6 +292,7 @@ def tools(mcp: McpOption = None) -> None:
         typer.echo(f"  input: {json.dumps(tool.input_schema, ensure_ascii=False)}")
 
 
+app.add_typer(api_key_app, name="api-key")
 app.add_typer(
     history_app, name="history", help="List, show, export, delete and import stored conversations."
 )

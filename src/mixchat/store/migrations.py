@@ -99,6 +99,22 @@ def m002_listing_indexes(connection: Connection) -> None:
     )
 
 
+@migration
+def m003_api_keys(connection: Connection) -> None:
+    """Keys of the OpenAI-compatible API: only a hash is kept, the key is shown once."""
+    metadata = MetaData()
+    Table(
+        "api_keys",
+        metadata,
+        Column("id", String(32), primary_key=True),
+        Column("owner", String(200), nullable=False),
+        Column("hash", String(64), nullable=False, unique=True),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("revoked_at", DateTime(timezone=True)),
+    )
+    metadata.create_all(connection)
+
+
 def applied(connection: Connection) -> list[str]:
     """Names of the migrations this database has recorded (none for a new database)."""
     _record_metadata.create_all(connection, checkfirst=True)

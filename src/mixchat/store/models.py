@@ -81,3 +81,13 @@ class MessageRow(Base):
     created_at: Mapped[datetime]
 
     conversation: Mapped[ConversationRow] = relationship(back_populates="messages")
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]

@@ -9,6 +9,7 @@ from typing import Any
 
 import panel as pn
 
+from mixchat.api import ApiAccess, api_routes
 from mixchat.config import Settings
 from mixchat.ui.app import TITLE, create_app
 from mixchat.ui.render import ASSETS, ASSETS_ROUTE
@@ -46,8 +47,10 @@ def serve(
     if basic_auth:
         options.update(basic_auth=basic_auth, cookie_secret=cookie_secret or secrets.token_hex(32))
     host = address or settings.host
+    options["extra_patterns"] = api_routes(api_access(settings, login=bool(basic_auth)))
     _log_to_stderr()
     log.info("serving the chat app (%s backend) at %s", settings.backend, url(settings, host))
+    log.info("serving the OpenAI-compatible API at %sv1", url(settings, host))
     pn.serve(
         {"/": lambda: create_app(settings)},
         port=settings.port,
@@ -62,6 +65,16 @@ def serve(
         **options,
         **kwargs,
     )
+
+
+def api_access(settings: Settings, login: bool) -> ApiAccess:
+    """With a login the API wants users' keys (from the store); without, localhost only."""
+    if not login:
+        return ApiAccess(settings)
+    from mixchat.store import ConversationStore
+    from mixchat.store.api_keys import ApiKeys
+
+    return ApiAccess(settings, keys=ApiKeys(ConversationStore.from_settings(settings)))
 
 
 def websocket_origins(host: str, port: int, extra: list[str] | None = None) -> list[str]:
