@@ -10,25 +10,25 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from common import Section
 
-PATHS = ("raw", "backend", "web")
+PATHS = ("raw", "backend", "web", "api")
 LABELS = {
     "raw": "llama-cpp-python\n(tutorial loop)",
     "backend": "mixchat backend",
     "web": "web app\n(browser)",
+    "api": "OpenAI API\n(openai SDK)",
 }
+COLORS = ["#9ca3af", "#6366f1", "#4f46e5", "#0d9488"]
 
 
 def streaming(section: Section, path: Path) -> None:
     speed, first = section.series["speed"], section.series["first"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
     labels = [LABELS[p] for p in PATHS]
-    bars = left.bar(labels, [speed[p] for p in PATHS], color=["#9ca3af", "#6366f1", "#4f46e5"])
+    bars = left.bar(labels, [speed[p] for p in PATHS], color=COLORS)
     left.bar_label(bars, fmt="%.1f")
     left.set_ylabel("tokens/s (median)")
     left.set_title("Streaming speed")
-    bars = right.bar(
-        labels, [first[p] * 1000 for p in PATHS], color=["#9ca3af", "#6366f1", "#4f46e5"]
-    )
+    bars = right.bar(labels, [first[p] * 1000 for p in PATHS], color=COLORS)
     right.bar_label(bars, fmt="%.0f")
     right.set_ylabel("ms (median)")
     right.set_title("Time to first token")
@@ -80,7 +80,7 @@ def concurrency(section: Section, path: Path) -> None:
 def multiturn(section: Section, path: Path) -> None:
     per_turn, evaluated = section.series["per_turn"], section.series["evaluated"]
     turns = list(range(1, len(per_turn["reuse"]) + 1))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
     for name, label in (
         ("reset", "without reuse (reset each turn)"),
         ("reuse", "with prefix reuse"),

@@ -45,6 +45,8 @@ def server_settings(cfg: Config, max_tokens: int) -> dict[str, Any]:
 class Runner:
     """Runs the benchmarks in order; collects their sections and the errors of those that fail."""
 
+    streaming_only = False  # --streaming-only: cold start and streaming (raw, backend, web, api)
+
     def __init__(self, cfg: Config, scratch: Path) -> None:
         self.cfg = cfg
         self.scratch = scratch
@@ -91,6 +93,9 @@ class Runner:
                     await self.attempt("streaming", streaming.run(cfg, backend, browser, main))
             finally:
                 main.stop()
+            if self.streaming_only:
+                await backend.aclose()
+                return
             await self.attempt("multi-turn", multiturn.run(cfg, backend))
             await self.attempt("agent", agent_steps.run(cfg, backend))
             await self.with_server(
@@ -122,6 +127,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Run mixchat's benchmarks and write the results.")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds, for the tests)")
     parser.add_argument("--out", type=Path, default=None, help="folder for latest.md and the plots")
+    parser.add_argument(
+        "--streaming-only",
+        action="store_true",
+        help="only the cold start and the streaming paths (raw, backend, web, api)",
+    )
     args = parser.parse_args()
     out = args.out or Path(__file__).parent / "results"
     cfg = Config.quick_run(out) if args.quick else Config(out=out)
@@ -132,6 +142,7 @@ def main() -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mixchat-bench-") as scratch:
         runner = Runner(cfg, Path(scratch))
+        runner.streaming_only = args.streaming_only
         asyncio.run(runner.run())
     plots.draw(runner.sections, out)
     report.write(

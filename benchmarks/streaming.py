@@ -1,11 +1,12 @@
-"""1. Streaming overhead: raw llama-cpp-python, mixchat's backend, and the whole web path.
+"""1. Streaming overhead: raw llama-cpp-python, mixchat's backend, the web path, and the API.
 
-The three generate the same greedy reply from the same prompt ids, interleaved repetition by
-repetition (raw, backend, web) so that a noisy neighbour slows all three alike. Each path's
+The four generate the same greedy reply from the same prompt ids, interleaved repetition by
+repetition (raw, backend, web, api) so that a noisy neighbour slows all three alike. Each path's
 prompt is already in its model's KV cache (every path repeats the same prompt), so the time to
 first token is mostly the path's own overhead. Raw is the tutorials' loop: ``create_completion``
 with ``stream=True`` in the calling thread; the backend is ``LlamaCppBackend.stream``; the web
-path is a browser tab sending the prompt to ``mixchat serve`` (timed at the websocket frames).
+path is a browser tab sending the prompt to ``mixchat serve`` (timed at the websocket frames);
+the API path is the ``openai`` SDK streaming ``/v1/chat/completions`` from the same server.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import os
 from dataclasses import dataclass
 
+import openai
 import psutil
 from common import LONG_PROMPT, Config, Section, Stopwatch, median
 from web import Chromium, Server, cpu_seconds
@@ -82,6 +84,30 @@ async def through_backend(backend: LlamaCppBackend, cfg: Config) -> Run:
     return Run(first, clock(), count, len(text))
 
 
+async def through_api(server: Server, cfg: Config) -> Run:
+    """The official ``openai`` SDK streaming from the server's ``/v1/chat/completions``."""
+    async with openai.AsyncOpenAI(base_url=f"{server.url}v1", api_key="-") as client:
+        model = (await client.models.list()).data[0].id
+        clock = Stopwatch()
+        first, count, text = float("nan"), 0, ""
+        stream = await client.chat.completions.create(
+            model=model,
+            messages=MESSAGES,  # type: ignore[arg-type]
+            max_tokens=cfg.reply_tokens,
+            temperature=0.0,
+            seed=cfg.settings().seed,
+            stream=True,
+        )
+        async for chunk in stream:
+            piece = chunk.choices[0].delta.content if chunk.choices else None
+            if piece:
+                count += 1
+                text += piece
+                if count == 1:
+                    first = clock()
+        return Run(first, clock(), count, len(text))
+
+
 async def through_web(browser: Chromium, server: Server) -> Run:
     """A new tab (so the conversation is this one message), the prompt typed and sent."""
     page, _ = await browser.open_chat(server.url)
@@ -106,7 +132,7 @@ async def through_web(browser: Chromium, server: Server) -> Run:
 async def run(cfg: Config, backend: LlamaCppBackend, browser: Chromium, server: Server) -> Section:
     section = Section("Streaming overhead")
     clock = Stopwatch()
-    runs: dict[str, list[Run]] = {"raw": [], "backend": [], "web": []}
+    runs: dict[str, list[Run]] = {"raw": [], "backend": [], "web": [], "api": []}
     raw(
         backend, cfg
     )  # warm-up: the prompt into the KV cache (the server was warmed up by the cold start)
@@ -114,6 +140,7 @@ async def run(cfg: Config, backend: LlamaCppBackend, browser: Chromium, server: 
         runs["raw"].append(raw(backend, cfg))
         runs["backend"].append(await through_backend(backend, cfg))
         runs["web"].append(await through_web(browser, server))
+        runs["api"].append(await through_api(server, cfg))
         await asyncio.sleep(0.5)
     speed = {path: median(run.tokens_per_second for run in found) for path, found in runs.items()}
     first = {path: median(run.first_token for run in found) for path, found in runs.items()}
@@ -135,6 +162,9 @@ async def run(cfg: Config, backend: LlamaCppBackend, browser: Chromium, server: 
         "web / raw tokens/s", speed["web"] / speed["raw"], "x", target=0.95, higher_is_better=True
     )
     section.add("web / raw tokens/s after the first token", steady["web"] / steady["raw"], "x")
+    section.add(
+        "api / raw tokens/s", speed["api"] / speed["raw"], "x", target=0.95, higher_is_better=True
+    )
     web = runs["web"]
     section.add(
         "web: the server's own tokens/s (reply footer)",
@@ -158,11 +188,16 @@ async def run(cfg: Config, backend: LlamaCppBackend, browser: Chromium, server: 
     section.add(
         "web - raw time to first token", (first["web"] - first["raw"]) * 1000, "ms", target=50
     )
+    section.add(
+        "api - raw time to first token", (first["api"] - first["raw"]) * 1000, "ms", target=50
+    )
     counts = {path: found[0].tokens for path, found in runs.items()}
     section.notes.append(
-        f"greedy replies of {counts['raw']}, {counts['backend']} and {counts['web']} tokens "
-        f"(raw, backend, web: the web count is the reply footer's); tokens/s = tokens / seconds from the request to the last "
-        "token; web times run from the Enter key to the websocket frame carrying the text."
+        f"greedy replies of {counts['raw']}, {counts['backend']}, {counts['web']} and "
+        f"{counts['api']} tokens (raw, backend, web, api: the web count is the reply footer's, "
+        "the api count its content chunks); tokens/s = tokens / seconds from the request to the "
+        "last token; web times run from the Enter key to the websocket frame carrying the text, "
+        "api times from the request to the SSE chunk carrying it."
     )
     section.series = {
         "speed": speed,

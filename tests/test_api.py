@@ -17,11 +17,13 @@ import pytest
 from processes import free_port, running_process
 
 
-def serve(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+def serve(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, ready: str = "/v1/models"
+) -> Iterator[str]:
     port = free_port()
     command = [sys.executable, "-m", "mixchat", "serve", "--port", str(port), *args]
     url = f"http://127.0.0.1:{port}"
-    with running_process(command, tmp_path / "serve.log", f"{url}/", timeout=90, env=env):
+    with running_process(command, tmp_path / "serve.log", url + ready, timeout=90, env=env):
         yield url + "/v1"
 
 
@@ -124,6 +126,47 @@ def test_role_tool_results_are_accepted(client: openai.OpenAI) -> None:
     assert reply.choices[0].message.content == "Tool Output: Sunny"  # echoed back
 
 
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+CALL = '{"tool_name": "get_weather", "input": {"city": "Paris"}}'
+
+
+def test_tool_calls_are_parsed_from_the_reply_and_streamed(client: openai.OpenAI) -> None:
+    """The echo backend repeats a call as a model would write it (no grammar there)."""
+    ask = {"model": "echo", "messages": [{"role": "user", "content": CALL}], "tools": [WEATHER]}
+    reply = client.chat.completions.create(**ask)  # type: ignore[call-overload]
+    assert reply.choices[0].finish_reason == "tool_calls"
+    call = reply.choices[0].message.tool_calls[0]
+    assert (call.function.name, call.function.arguments) == ("get_weather", '{"city": "Paris"}')
+    assert call.id.startswith("call_") and reply.choices[0].message.content is None
+    chunks = list(client.chat.completions.create(**ask, stream=True))  # type: ignore[call-overload]
+    streamed = [c.choices[0].delta.tool_calls for c in chunks if c.choices[0].delta.tool_calls]
+    assert streamed[0][0].function.arguments == '{"city": "Paris"}'
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    # none: the tools are not offered, the text is the answer
+    plain = client.chat.completions.create(**ask, tool_choice="none")  # type: ignore[call-overload]
+    assert plain.choices[0].message.content == CALL and not plain.choices[0].message.tool_calls
+    # a call that does not follow the schema is no call: the text comes back as content
+    wrong = client.chat.completions.create(  # type: ignore[call-overload]
+        **{**ask, "messages": [{"role": "user", "content": CALL.replace('"city"', '"town"')}]}
+    )
+    assert wrong.choices[0].finish_reason == "stop" and not wrong.choices[0].message.tool_calls
+    with pytest.raises(openai.BadRequestError, match="tool_choice"):
+        client.chat.completions.create(  # type: ignore[call-overload]
+            **ask, tool_choice={"type": "function", "function": {"name": "nope"}}
+        )
+
+
 # -- a login: keys ----------------------------------------------------------------------------
 
 
@@ -145,7 +188,9 @@ def test_with_a_login_the_api_needs_a_users_key(tmp_path: Path) -> None:
     assert key.startswith("mxc-")
     listed = api_key("list")
     assert "alice" in listed and key not in listed
-    for url in serve(tmp_path, "--backend", "echo", "--basic-auth", "secret", env=env):
+    for url in serve(
+        tmp_path, "--backend", "echo", "--basic-auth", "secret", env=env, ready="/login"
+    ):
         good = openai.OpenAI(base_url=url, api_key=key, max_retries=0)
         reply = good.chat.completions.create(
             model="echo", messages=[{"role": "user", "content": "hello"}]
