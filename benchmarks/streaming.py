@@ -49,11 +49,28 @@ class Run:
         return (self.tokens - 1) / (self.last_token - self.first_token)
 
 
+class Tally:
+    """Counts a reply's pieces as they arrive and times the first and the last."""
+
+    def __init__(self) -> None:
+        self.clock = Stopwatch()
+        self.first, self.count, self.chars = float("nan"), 0, 0
+
+    def add(self, piece: str | None) -> None:
+        if piece:
+            self.count += 1
+            self.chars += len(piece)
+            if self.count == 1:
+                self.first = self.clock()
+
+    def run(self) -> Run:
+        return Run(self.first, self.clock(), self.count, self.chars)
+
+
 def raw(backend: LlamaCppBackend, cfg: Config) -> Run:
     """The tutorials' way, on the same ``Llama`` and prompt ids as the backend."""
     llm, tokens = backend._llm, backend.prompt_tokens(MESSAGES)
-    clock = Stopwatch()
-    first, count, text = float("nan"), 0, ""
+    tally = Tally()
     for chunk in llm.create_completion(
         tokens,
         max_tokens=cfg.reply_tokens,
@@ -62,34 +79,24 @@ def raw(backend: LlamaCppBackend, cfg: Config) -> Run:
         stop=["\nUser:"],
         stream=True,
     ):
-        piece = chunk["choices"][0]["text"]
-        if piece:
-            count += 1
-            text += piece
-            if count == 1:
-                first = clock()
-    return Run(first, clock(), count, len(text))
+        tally.add(chunk["choices"][0]["text"])
+    return tally.run()
 
 
 async def through_backend(backend: LlamaCppBackend, cfg: Config) -> Run:
     request = ChatRequest(MESSAGES, params=cfg.sampling(cfg.reply_tokens))
-    clock = Stopwatch()
-    first, count, text = float("nan"), 0, ""
+    tally = Tally()
     async for event in backend.stream(request):
         if isinstance(event, TextDelta):
-            count += 1
-            text += event.text
-            if count == 1:
-                first = clock()
-    return Run(first, clock(), count, len(text))
+            tally.add(event.text)
+    return tally.run()
 
 
 async def through_api(server: Server, cfg: Config) -> Run:
     """The official ``openai`` SDK streaming from the server's ``/v1/chat/completions``."""
     async with openai.AsyncOpenAI(base_url=f"{server.url}v1", api_key="-") as client:
         model = (await client.models.list()).data[0].id
-        clock = Stopwatch()
-        first, count, text = float("nan"), 0, ""
+        tally = Tally()
         stream = await client.chat.completions.create(
             model=model,
             messages=MESSAGES,  # type: ignore[arg-type]
@@ -99,13 +106,8 @@ async def through_api(server: Server, cfg: Config) -> Run:
             stream=True,
         )
         async for chunk in stream:
-            piece = chunk.choices[0].delta.content if chunk.choices else None
-            if piece:
-                count += 1
-                text += piece
-                if count == 1:
-                    first = clock()
-        return Run(first, clock(), count, len(text))
+            tally.add(chunk.choices[0].delta.content if chunk.choices else None)
+        return tally.run()
 
 
 async def through_web(browser: Chromium, server: Server) -> Run:

@@ -126,10 +126,12 @@ def start_completion(
     """The completion of ``request`` on ``backend`` (sampling: the server's, then the request's)."""
     plan = tool_plan(request)
     messages, prefix = to_messages(request.messages, plan)
+    # Without max_tokens a reply may fill the context, as with OpenAI (llama.cpp caps it there).
+    limit = request.token_limit or min(backend.context_length or settings.max_tokens, 131072)
     overrides: dict[str, Any] = {
         "temperature": request.temperature,
         "top_p": request.top_p,
-        "max_tokens": request.token_limit,
+        "max_tokens": limit,
         "seed": request.seed,
     }
     base = settings.sampling().model_dump()
