@@ -12,15 +12,18 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from mixchat.api.schema import ApiError, ChatCompletionRequest
 from mixchat.api.tool_calls import ToolPlan, call_text, result_text, tool_plan
 from mixchat.backends import Backend, CancelToken, Capability, ChatRequest, Done, TextDelta
 from mixchat.config import Settings, validate_sampling
-from mixchat.errors import MixchatError
+from mixchat.errors import ConfigError, ContextOverflow, MixchatError
+from mixchat.messages import Message
+from mixchat.outcome import Outcome
 
-_FINISH = {"stop": "stop", "length": "length", "cancelled": "stop", "error": "stop"}
+#: OpenAI's finish_reason for each outcome (a cancelled reply's client is gone anyway).
+_FINISH = {Outcome.LENGTH: "length"}
 _CONSTRAINED = frozenset({Capability.JSON_SCHEMA, Capability.JSON_MODE})
 
 
@@ -101,14 +104,17 @@ class Completion:
         return self.plan.parse(reply.text)
 
     def _raise_error(self) -> None:
+        """A failed reply as an API error: the client's fault (400) or the model's (502)."""
         done = self.done
-        if done is not None and done.finish_reason == "error":
-            status = 400 if done.error_type in ("ContextOverflow", "ConfigError") else 502
-            kind = "invalid_request_error" if status == 400 else "server_error"
-            raise ApiError(status, done.error or "the model failed", type=kind)
+        if done is None or done.outcome is not Outcome.ERROR:
+            return
+        message = done.error or "the model failed"
+        if isinstance(done.exception, ContextOverflow | ConfigError):
+            raise ApiError(400, message)
+        raise ApiError(502, message, type="server_error")
 
     def _finish(self) -> str:
-        return _FINISH[self.done.finish_reason] if self.done else "stop"
+        return _FINISH.get(self.done.outcome, "stop") if self.done else "stop"
 
     def _envelope(self, kind: str) -> dict[str, Any]:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
@@ -147,13 +153,11 @@ def start_completion(
     return Completion(backend, request, chat, plan, model)
 
 
-def to_messages(
-    raw: list[dict[str, Any]], plan: ToolPlan | None
-) -> tuple[list[dict[str, str]], str]:
+def to_messages(raw: list[dict[str, Any]], plan: ToolPlan | None) -> tuple[list[Message], str]:
     """OpenAI messages as mixchat's (one system message first, then user and assistant turns
     alternating, ending with a user turn), and the text of a trailing assistant message."""
     system: list[str] = [plan.system()] if plan is not None else []
-    turns: list[dict[str, str]] = []
+    turns: list[Message] = []
     for index, message in enumerate(raw):
         role = message.get("role")
         text = _content(message.get("content"), index)
@@ -167,16 +171,17 @@ def to_messages(
             role, text = "user", result_text(text)
         elif role != "user":
             raise ApiError(400, f"invalid role {role!r} in messages[{index}]", "messages")
-        if turns and turns[-1]["role"] == role:
-            turns[-1] = {"role": role, "content": f"{turns[-1]['content']}\n\n{text}"}
+        speaker: Literal["user", "assistant"] = "assistant" if role == "assistant" else "user"
+        if turns and turns[-1]["role"] == speaker:
+            turns[-1] = Message(role=speaker, content=f"{turns[-1]['content']}\n\n{text}")
         else:
-            turns.append({"role": str(role), "content": text})
+            turns.append(Message(role=speaker, content=text))
     prefix = ""
     if turns and turns[-1]["role"] == "assistant":
         prefix = turns.pop()["content"]
     if not turns or turns[0]["role"] != "user":
         raise ApiError(400, "messages must contain a user message first", param="messages")
-    head = [{"role": "system", "content": "\n\n".join(system)}] if system else []
+    head = [Message(role="system", content="\n\n".join(system))] if system else []
     return head + turns, prefix
 
 
