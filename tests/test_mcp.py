@@ -21,6 +21,7 @@ from mixchat.agent.protocol import ProtocolError, system_message
 from mixchat.backends import Capability, ToolCall
 from mixchat.config import McpServerConfig, load_settings
 from mixchat.errors import ConfigError
+from mixchat.outcome import Outcome
 from mixchat.tools import agent_tools, calculator_tool, registered_tools
 from mixchat.tools.mcp import McpToolbox, close_toolboxes, parse_mcp_option, with_mcp_options
 from processes import free_port
@@ -143,7 +144,7 @@ async def test_a_server_that_cannot_start_is_one_line_and_the_rest_work(
         "good": STDIO,
         "broken": McpServerConfig(command=(sys.executable, str(SERVER), "broken")),
         "missing": McpServerConfig(command=("/nonexistent/mcp-server",)),
-        "closed": McpServerConfig(url=f"http://127.0.0.1:{free_port()}/mcp", timeout=5),
+        "closed": McpServerConfig(url=f"http://127.0.0.1:{free_port()}/mcp", start_timeout=10),
     }
     settings = load_settings(mcp_servers=servers)
     with caplog.at_level("WARNING", logger="mixchat.mcp"):
@@ -236,7 +237,7 @@ async def test_an_agent_run_calls_an_mcp_tool(toolbox: McpToolbox) -> None:
     ]
     results = [e for e in events if isinstance(e, ToolResult)]
     assert results[0].ok and results[0].output.endswith("> 5")
-    assert events[-1] == AgentFinished("5", 4, "answer")
+    assert events[-1] == AgentFinished("5", 4, Outcome.STOP)
     assert backend.requests[0].json_schema == call_schema(tools)
     assert "does not follow its schema" in backend.requests[1].messages[-1]["content"]
     injected = backend.requests[3].messages[-1]["content"]
@@ -277,7 +278,7 @@ async def test_the_embedded_model_writes_valid_calls_under_the_grammar(
     for called in (e for e in events if isinstance(e, ToolCalled)):
         schema = by_name(tools)[called.tool].parameters
         jsonschema.validate(json.loads(called.input), schema)
-    assert isinstance(events[-1], AgentFinished) and events[-1].reason != "error"
+    assert isinstance(events[-1], AgentFinished) and events[-1].outcome is not Outcome.ERROR
 
     # Without the Final Answer branch every reply must be a typed call to an MCP tool.
     schema = call_schema(tools)
@@ -292,7 +293,7 @@ async def test_the_embedded_model_writes_valid_calls_under_the_grammar(
             json_schema=schema,
         )
         reply = await backend.complete(request)
-        assert reply.done.finish_reason == "stop", reply.done
+        assert reply.done.outcome is Outcome.STOP, reply.done
         action = parse_action(reply.text, [tool.name for tool in tools])
         assert action.tool_name in ("add", "greet")
         assert checked_input(by_name(tools)[action.tool_name], action.input) == action.input

@@ -81,7 +81,8 @@ class McpServerConfig(BaseModel):
     url: str | None = Field(None, description="streamable-HTTP endpoint")
     env: dict[str, str] = Field(default_factory=dict, description="environment for the command")
     headers: dict[str, str] = Field(default_factory=dict, description="HTTP headers for the url")
-    timeout: float = Field(30.0, gt=0, description="seconds to start, and per tool call")
+    timeout: float = Field(30.0, gt=0, description="seconds a tool call may take")
+    start_timeout: float = Field(60.0, gt=0, description="seconds to start and list tools")
     tools: tuple[str, ...] | None = Field(None, description="expose only these tools")
 
     @model_validator(mode="after")

@@ -76,7 +76,7 @@ class McpConnection:
         try:
             while True:
                 page = await asyncio.wait_for(
-                    session.client.list_tools(cursor=cursor), self.config.timeout
+                    session.client.list_tools(cursor=cursor), self.config.start_timeout
                 )
                 tools += page.tools
                 cursor = page.next_cursor
@@ -84,7 +84,7 @@ class McpConnection:
                     return tools
         except Exception as exc:
             await self._drop(session)
-            raise self._mapped(exc, "listing its tools") from None
+            raise self._mapped(exc, "listing its tools", self.config.start_timeout) from None
 
     async def call(self, tool: str, arguments: dict[str, Any]) -> Any:
         """Call ``tool``; the ``CallToolResult`` (``is_error`` for a failure the tool reports)."""
@@ -103,7 +103,7 @@ class McpConnection:
             ):
                 raise McpError(f"the MCP server {self.name!r} refused the call: {exc}") from None
             await self._drop(session)  # gone or hung: start afresh next time
-            raise self._mapped(exc, f"calling {tool!r}") from None
+            raise self._mapped(exc, f"calling {tool!r}", timeout) from None
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
@@ -131,13 +131,13 @@ class McpConnection:
         errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
         owner = loop.create_task(self._hold(ready, stop, errlog), name=f"mcp:{self.name}")
         try:
-            client = await asyncio.wait_for(asyncio.shield(ready), self.config.timeout)
+            client = await asyncio.wait_for(asyncio.shield(ready), self.config.start_timeout)
         except asyncio.TimeoutError:
             stop.set()
             owner.cancel()
             raise McpTimeout(
                 f"MCP server {self.name!r} ({self.target}) did not start within "
-                f"{self.config.timeout:g} s"
+                f"{self.config.start_timeout:g} s"
             ) from None
         except Exception as exc:
             reason = _last_line(errlog) or _reason(exc)
@@ -193,13 +193,13 @@ class McpConnection:
         finally:
             session.errlog.close()
 
-    def _mapped(self, exc: BaseException, doing: str) -> McpError:
+    def _mapped(self, exc: BaseException, doing: str, seconds: float) -> McpError:
         mcp = _import_mcp()
         if isinstance(exc, asyncio.TimeoutError) or (
             isinstance(exc, mcp.MCPError) and exc.code == _REQUEST_TIMEOUT
         ):
             return McpTimeout(
-                f"the MCP server {self.name!r} did not answer within {self.config.timeout:g} s "
+                f"the MCP server {self.name!r} did not answer within {seconds:g} s "
                 f"({doing}); it is restarted for the next call"
             )
         return McpError(
