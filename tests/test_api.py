@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import jsonschema
@@ -288,3 +289,29 @@ async def test_without_a_login_only_localhost_may_call() -> None:
         with pytest.raises(ApiError) as refused:
             await access.user("Bearer anything", address)
         assert refused.value.status == 403
+
+
+@pytest.mark.slow
+def test_a_stream_that_fails_before_any_text_gets_its_own_status(model_api: str) -> None:
+    client = openai.OpenAI(base_url=model_api, api_key="unused", max_retries=0)
+    model = client.models.list().data[0].id
+    too_long = "word " * 20_000  # far past the 4096-token context
+    with pytest.raises(openai.BadRequestError, match="context"):
+        client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": too_long}], stream=True
+        )
+
+
+async def test_keys_that_cannot_be_checked_are_a_503() -> None:
+    from mixchat.api import ApiAccess, ApiError
+    from mixchat.config import load_settings
+    from mixchat.store import StoreError
+    from mixchat.store.api_keys import ApiKeys
+
+    def broken() -> Any:
+        raise StoreError("the database server is down")
+
+    access = ApiAccess(load_settings(backend="echo"), keys=ApiKeys(broken))
+    with pytest.raises(ApiError) as refused:
+        await access.user("Bearer mxc-something", "127.0.0.1")
+    assert refused.value.status == 503 and "database server is down" in refused.value.message

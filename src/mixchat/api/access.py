@@ -18,6 +18,7 @@ from typing import Protocol
 from mixchat.api.schema import ApiError
 from mixchat.backends import Backend, get_backend
 from mixchat.config import Settings
+from mixchat.store import StoreError
 from mixchat.store.api_keys import ApiKeys
 
 log = logging.getLogger("mixchat.api")
@@ -84,7 +85,12 @@ class ApiAccess:
                 type="invalid_request_error",
                 code="missing_api_key",
             )
-        user = await asyncio.to_thread(self.keys.user_for, key.strip())
+        try:
+            user = await asyncio.to_thread(self.keys.user_for, key.strip())
+        except StoreError as error:
+            raise ApiError(
+                503, f"API keys cannot be checked now: {error}", "server_error"
+            ) from None
         if user is None:
             raise ApiError(
                 401,

@@ -59,10 +59,13 @@ class Completion:
     # -- streaming ----------------------------------------------------------------------------
 
     async def chunks(self) -> AsyncIterator[dict[str, Any]]:
-        """``chat.completion.chunk`` objects; the usage chunk last when asked for."""
-        yield self._chunk({"role": "assistant", "content": ""})
+        """``chat.completion.chunk`` objects; the usage chunk last when asked for.
+
+        The first chunk waits for the model's first event, so a request that fails before any
+        text (a conversation too long for the context) raises before anything is sent."""
         if self.plan is not None:
             content, calls = await self._whole()
+            yield self._chunk({"role": "assistant", "content": ""})
             if content:
                 yield self._chunk({"content": content})
             if calls:
@@ -71,12 +74,18 @@ class Completion:
                 )
             yield self._chunk({}, "tool_calls" if calls else self._finish())
         else:
+            started = False
             async for event in self.backend.stream(self.chat):
                 if isinstance(event, TextDelta):
+                    if not started:
+                        started = True
+                        yield self._chunk({"role": "assistant", "content": ""})
                     yield self._chunk({"content": event.text})
                 elif isinstance(event, Done):
                     self.done = event
             self._raise_error()
+            if not started:
+                yield self._chunk({"role": "assistant", "content": ""})
             yield self._chunk({}, self._finish())
         options = self.request.stream_options
         if options is not None and options.include_usage:

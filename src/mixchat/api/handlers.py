@@ -93,12 +93,17 @@ class ChatCompletionsHandler(_ApiHandler):
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")  # nginx: pass each event on at once
+        sent = False
         try:
             try:
                 async for chunk in completion.chunks():
                     await self._send(chunk)
-            except ApiError as error:  # the headers are sent: report it in the stream
-                await self._send(error.body())
+                    sent = True
+            except ApiError as error:
+                if not sent:  # nothing sent yet: a plain error with its own status
+                    self.set_header("Content-Type", "application/json")
+                    return self._error(error)
+                await self._send(error.body())  # mid-stream: report it in the stream
             self.write("data: [DONE]\n\n")
             self.finish()
         except StreamClosedError:

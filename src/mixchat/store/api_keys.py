@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,10 +30,17 @@ class ApiKeyRecord:
 
 
 class ApiKeys:
-    """The API keys in a store's database."""
+    """The API keys in a store's database; ``store`` may be a function that opens it, called
+    on first use (and again after a failure: a database server that comes back is used)."""
 
-    def __init__(self, store: ConversationStore) -> None:
-        self.store = store
+    def __init__(self, store: ConversationStore | Callable[[], ConversationStore]) -> None:
+        self._store = store
+
+    @property
+    def store(self) -> ConversationStore:
+        if not isinstance(self._store, ConversationStore):
+            self._store = self._store()
+        return self._store
 
     def create(self, owner: str) -> tuple[ApiKeyRecord, str]:
         """A new key for ``owner``: its record, and the key itself (never stored)."""

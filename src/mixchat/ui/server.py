@@ -47,7 +47,11 @@ def serve(
     if basic_auth:
         options.update(basic_auth=basic_auth, cookie_secret=cookie_secret or secrets.token_hex(32))
     host = address or settings.host
-    options["extra_patterns"] = api_routes(api_access(settings, login=bool(basic_auth)))
+    # The API beside the app, plus any routes the caller adds (the benchmarks' probe).
+    options["extra_patterns"] = [
+        *api_routes(api_access(settings, login=bool(basic_auth))),
+        *kwargs.pop("extra_patterns", []),
+    ]
     _log_to_stderr()
     log.info("serving the chat app (%s backend) at %s", settings.backend, url(settings, host))
     log.info("serving the OpenAI-compatible API at %sv1", url(settings, host))
@@ -74,7 +78,7 @@ def api_access(settings: Settings, login: bool) -> ApiAccess:
     from mixchat.store import ConversationStore
     from mixchat.store.api_keys import ApiKeys
 
-    return ApiAccess(settings, keys=ApiKeys(ConversationStore.from_settings(settings)))
+    return ApiAccess(settings, keys=ApiKeys(lambda: ConversationStore.from_settings(settings)))
 
 
 def websocket_origins(host: str, port: int, extra: list[str] | None = None) -> list[str]:
