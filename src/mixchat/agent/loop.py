@@ -154,6 +154,12 @@ class Agent:
             return
         try:
             action = protocol.parse_action(turn.text, self.tool_names, turn.primer)
+            # a call's input must follow its tool's schema (a Final Answer's is text)
+            tool_input = (
+                action.input
+                if action.is_final
+                else calls.checked_input(self.tools[action.tool_name], action.input)
+            )
         except protocol.ProtocolError as error:
             if turn.answer.text:  # a final answer already streamed, then cut: keep it
                 yield AgentFinished(turn.answer.text, step, Outcome.STOP)
@@ -177,21 +183,6 @@ class Agent:
             yield AgentFinished(answer, step, Outcome.STOP)
             return
         recorded = protocol.recorded_reply(turn.reply)
-        try:
-            tool_input = calls.checked_input(self.tools[action.tool_name], action.input)
-        except protocol.ProtocolError as error:
-            yield StepError(step, str(error), turn.reply)
-            memory.add(
-                Step(
-                    step,
-                    error=str(error),
-                    raw=turn.reply,
-                    ok=False,
-                    reply=recorded,
-                    feedback=self._correction(error),
-                )
-            )
-            return
         async with contextlib.aclosing(
             self._use_tool(step, action.tool_name, tool_input, cancel, memory, recorded)
         ) as events:
