@@ -15,9 +15,11 @@ wrong and what to do, and never contains a secret (an API key) or a traceback.
     │   ├── Unreachable      no connection could be made
     │   ├── Timeout          no answer within the read timeout
     │   ├── StreamCut        the reply stream ended before it was complete
-    │   └── ContextOverflow  the conversation does not fit the model's context
-    └── McpError             an MCP server cannot start, stopped, or refused a call
-        └── McpTimeout       an MCP server did not answer in time
+    │   ├── ContextOverflow  the conversation does not fit the model's context
+    │   └── AddressRefused   a user's endpoint resolves to a loopback, private or metadata address
+    ├── McpError             an MCP server cannot start, stopped, or refused a call
+    │   └── McpTimeout       an MCP server did not answer in time
+    └── LimitReached         a user is over a per-user limit (says which, and when it frees)
 """
 
 from __future__ import annotations
@@ -92,12 +94,31 @@ class McpTimeout(McpError):
     pass
 
 
+class AddressRefused(BackendError):
+    """A URL a user typed leads to an address the address guard does not allow."""
+
+
+class LimitReached(MixchatError):
+    """A user is over one of the operator's per-user limits.
+
+    ``limit`` names it (``requests_in_flight``, ``tokens_per_day``); ``frees_at`` is when the
+    next request may run (None: when one of the user's requests in flight ends).
+    """
+
+    def __init__(self, message: str, limit: str, frees_at: object = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.frees_at = frees_at
+
+
 __all__ = [
+    "AddressRefused",
     "AuthError",
     "BackendError",
     "BadRequest",
     "ConfigError",
     "ContextOverflow",
+    "LimitReached",
     "McpError",
     "McpTimeout",
     "MissingDependency",

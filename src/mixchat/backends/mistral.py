@@ -74,10 +74,16 @@ class MistralBackend(RemoteBackend[Mistral]):
             )
 
     def make_client(self) -> Mistral:
+        transport = self.transport()
         return Mistral(
             api_key=self.api_key,
             server_url=_server_url(self.settings.base_url),
-            async_client=_TimeoutClient(timeout=self.timeout, follow_redirects=True),
+            async_client=_TimeoutClient(
+                timeout=self.timeout,
+                follow_redirects=True,
+                transport=transport,
+                trust_env=transport is None,
+            ),
         )
 
     async def close_client(self, client: Mistral) -> None:

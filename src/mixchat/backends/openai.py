@@ -20,7 +20,7 @@ from mixchat.config import SamplingParams, Settings
 from mixchat.errors import ConfigError, MissingDependency
 
 try:
-    from openai import APIStatusError, AsyncOpenAI
+    from openai import APIStatusError, AsyncOpenAI, DefaultAsyncHttpxClient
 except ImportError as error:  # pragma: no cover - openai is a core dependency
     raise MissingDependency("openai", purpose="the openai backend") from error
 
@@ -122,11 +122,15 @@ class OpenAIBackend(RemoteBackend[AsyncOpenAI]):
         self._context_length = length if isinstance(length, int) else None
 
     def make_client(self) -> AsyncOpenAI:
+        transport = self.transport()
         return AsyncOpenAI(
             api_key=self.api_key or NO_KEY,
             base_url=self.base_url,
             timeout=self.timeout,
             max_retries=0,
+            http_client=None
+            if transport is None
+            else DefaultAsyncHttpxClient(transport=transport, trust_env=False),
         )
 
     async def close_client(self, client: AsyncOpenAI) -> None:

@@ -37,7 +37,8 @@ from mixchat.backends.remote.failures import (
     key_fingerprint,
 )
 from mixchat.config import SamplingParams, Settings
-from mixchat.errors import MixchatError
+from mixchat.backends.guard import cause_of
+from mixchat.errors import AddressRefused, MixchatError
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class RemoteBackend(Backend, Generic[ClientT]):
             settings.connect_timeout,
             settings.read_timeout,
             settings.max_retries,
+            settings.untrusted_endpoint,
         )
 
     @property
@@ -87,6 +89,14 @@ class RemoteBackend(Backend, Generic[ClientT]):
     def server(self) -> str:
         """How messages name the server: ``the server at http://...``."""
         return f"the server at {display_url(self.settings.base_url or '')}"
+
+    def transport(self) -> httpx2.AsyncHTTPTransport | None:
+        """For a URL a user typed, a transport that checks every address it connects to."""
+        if not self.settings.untrusted_endpoint:
+            return None
+        from mixchat.backends.guard import AddressGuard, guarded_transport
+
+        return guarded_transport(AddressGuard(self.settings.user_endpoint_allow))
 
     @property
     def timeout(self) -> httpx2.Timeout:
@@ -182,6 +192,9 @@ class RemoteBackend(Backend, Generic[ClientT]):
         status = self.http_status(exc)
         if status is not None:
             return self.status_failure(status)
+        refused = cause_of(exc, [AddressRefused])
+        if isinstance(refused, AddressRefused):  # the address guard said no: not retryable
+            return Failure(refused)
         return failures.transport_failure(
             exc,
             self.server,

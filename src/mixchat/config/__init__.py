@@ -29,6 +29,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mixchat.config.limits import UserLimits
 from mixchat.errors import ConfigError
 
 APP_NAME = "mixchat"
@@ -180,6 +181,31 @@ class Settings(BaseSettings):
     # -- web app
     host: str = "127.0.0.1"
     port: int = Field(5006, ge=0, le=65535)
+
+    # -- a team server (see mixchat.config.catalog and mixchat.accounting)
+    models: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="the operator's model catalog: [models.NAME] tables; empty: one entry "
+        "from backend, model and base_url",
+    )
+    limits: UserLimits = Field(default_factory=lambda: UserLimits())
+    admins: list[str] = Field(default_factory=list, description="user names with the admin role")
+    admin_groups: list[str] = Field(
+        default_factory=list, description="OIDC groups whose members are admins"
+    )
+    allow_user_endpoints: bool = Field(
+        False, description="let users add their own OpenAI-compatible or Mistral endpoint"
+    )
+    untrusted_endpoint: bool = Field(
+        False,
+        description="set by the app for a user's own endpoint: every connection goes through "
+        "the address guard",
+    )
+    user_endpoint_allow: list[str] = Field(
+        default_factory=list,
+        description="private networks or hosts user endpoints may reach anyway (CIDR, IP or "
+        "host name, optionally :PORT)",
+    )
 
     @classmethod
     def settings_customise_sources(
