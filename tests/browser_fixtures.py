@@ -47,18 +47,31 @@ class Server:
 
 @contextmanager
 def running_server(
-    data_dir: Path, *args: str, echo_delay: float = 0.01, timeout: float = 90.0
+    data_dir: Path,
+    *args: str,
+    echo_delay: float = 0.01,
+    timeout: float = 90.0,
+    config: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
-    """``mixchat serve`` in a subprocess, ready when its page answers."""
+    """``mixchat serve`` in a subprocess, ready when its page answers.
+
+    ``config`` is the text of its config file; ``env`` is added to its environment (after the
+    API keys of the test run's own environment are removed).
+    """
     port = free_port()
-    env = {
+    config_path = data_dir / ("config.toml" if config is not None else "absent.toml")
+    if config is not None:
+        config_path.write_text(config)
+    environ = {
         **os.environ,
-        "MIXCHAT_CONFIG": str(data_dir / "absent.toml"),
+        "MIXCHAT_CONFIG": str(config_path),
         "MIXCHAT_ECHO_DELAY": str(echo_delay),
         "PYTHONUNBUFFERED": "1",
     }
-    env.pop("OPENAI_API_KEY", None)
-    env.pop("MISTRAL_API_KEY", None)
+    environ.pop("OPENAI_API_KEY", None)
+    environ.pop("MISTRAL_API_KEY", None)
+    environ.update(env or {})
     log = data_dir / f"server-{port}.log"
     command = [
         sys.executable,
@@ -74,7 +87,7 @@ def running_server(
         *args,
     ]
     url = f"http://127.0.0.1:{port}/"
-    with running_process(command, log, url, timeout, env) as process:
+    with running_process(command, log, url, timeout, environ) as process:
         yield Server(url, port, process, log)
 
 

@@ -16,15 +16,28 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 ECHO_DELAY = 0.005
 
 
+#: Two catalog entries: the echo model, and a server that is down (for the failure test).
+CATALOG = """
+[models.echo]
+name = "Echo"
+backend = "echo"
+
+[models.down]
+name = "Unreachable server"
+backend = "openai"
+base_url = "http://127.0.0.1:{closed}/v1"
+model = "m"
+"""
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with running_server(
         tmp_path_factory.mktemp("ui"),
-        "--backend",
-        "echo",
         "--max-tokens",
         "4096",
         echo_delay=ECHO_DELAY,
+        config=CATALOG.format(closed=free_port()),
     ) as started:
         yield started
 
@@ -188,12 +201,8 @@ def test_a_long_reply_costs_about_its_size_on_the_wire(session: Session) -> None
 
 
 def test_backend_failure_shows_an_error_and_the_next_message_works(session: Session) -> None:
-    closed = free_port()
     page = session.page
-    page.locator("select").first.select_option("openai")
-    url = page.get_by_placeholder("the provider's default")
-    url.fill(f"http://127.0.0.1:{closed}/v1")
-    url.press("Enter")
+    page.locator("select").first.select_option(label="Unreachable server")
     page.wait_for_timeout(300)
     session.send("anyone there?")
     session.wait_for_replies(1, timeout=60)
@@ -201,7 +210,7 @@ def test_backend_failure_shows_an_error_and_the_next_message_works(session: Sess
     assert "failed" in footer
     assert any(word in footer for word in ("server", "key", "connect", "reach")), footer
     session.screenshot("backend-error")
-    page.locator("select").first.select_option("echo")
+    page.locator("select").first.select_option(label="Echo")
     page.wait_for_timeout(300)
     session.send("back to echo")
     assert session.wait_for_replies(2)[-1] == "back to echo"

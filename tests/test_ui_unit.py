@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from mixchat import backends
 from mixchat.backends.events import Done
 from mixchat.config import Settings, load_settings
+from mixchat.config.catalog import USER_ENDPOINT
 from mixchat.errors import AuthError, Unreachable
 from mixchat.store import ConversationStore
 from mixchat.ui.chat import ChatController, welcome_text
@@ -199,24 +200,61 @@ def test_sidebar_starts_from_the_tutorials_sampling_defaults(tmp_path: Path) -> 
 
 
 def test_api_key_is_kept_on_the_server_and_cleared_from_the_widget(tmp_path: Path) -> None:
-    panel = SettingsPanel(_settings(tmp_path))
-    panel.backend.value = "openai"
+    panel = SettingsPanel(_settings(tmp_path, allow_user_endpoints=True))
+    panel.model.value = USER_ENDPOINT
+    panel.base_url.value = "https://api.example.org/v1"
     assert panel.key_status.object == "No key set."
     panel.api_key.value = "sk-secret-123"
     assert panel.api_key.value == ""  # nothing to send back to the browser
     assert "Key set" in panel.key_status.object
     settings = panel.settings()
+    assert (settings.backend, settings.base_url) == ("openai", "https://api.example.org/v1")
     assert isinstance(settings.openai_api_key, SecretStr)
     assert settings.openai_api_key.get_secret_value() == "sk-secret-123"
+    assert settings.untrusted_endpoint and settings.mistral_api_key is None
     assert "sk-secret" not in repr(settings) and "sk-secret" not in str(panel.snapshot())
+    assert "api.example.org" not in str(panel.snapshot())
 
 
-def test_switching_backend_drops_the_servers_model(tmp_path: Path) -> None:
-    panel = SettingsPanel(_settings(tmp_path, model="echo"))
-    panel.backend.value = "openai"
-    assert panel.settings().model is None
-    panel.model.value = "mistral-small"
-    assert panel.settings().model == "mistral-small"
+def test_without_user_endpoints_a_typed_key_or_url_is_never_used(tmp_path: Path) -> None:
+    panel = SettingsPanel(_settings(tmp_path, openai_api_key="sk-server"))
+    assert USER_ENDPOINT not in panel.model.options.values()
+    panel.model.value = USER_ENDPOINT  # what a hostile browser could send anyway
+    panel.base_url.value = "http://127.0.0.1:9/v1"
+    panel.api_key.value = "sk-typed"
+    assert panel.api_key.value == ""
+    settings = panel.settings()
+    assert settings.backend == "echo" and settings.base_url is None
+    assert settings.openai_api_key is None  # the server's key stays with its own entry
+
+
+def test_a_session_picks_catalog_models_by_name_only(tmp_path: Path) -> None:
+    catalog = {
+        "quick": {"backend": "echo", "name": "Quick echo", "max_tokens_limit": 64},
+        "remote": {
+            "backend": "openai",
+            "name": "Team GPU",
+            "base_url": "http://gpu-box:8000/v1",
+            "model": "mixtral",
+            "temperature": 0.2,
+        },
+    }
+    panel = SettingsPanel(_settings(tmp_path, models=catalog))
+    assert panel.model.options == {"Quick echo": "quick", "Team GPU": "remote"}
+    assert panel.max_tokens.end == 64
+    panel.max_tokens.value = 64
+    panel.model.value = "remote"
+    assert panel.temperature.value == 0.2  # the entry's default sampling
+    settings = panel.settings()
+    assert (settings.backend, settings.model, settings.base_url) == (
+        "openai",
+        "mixtral",
+        "http://gpu-box:8000/v1",
+    )
+    for hostile in ("/etc/passwd", "http://127.0.0.1:9/v1", "TheBloke/x:y.gguf", None):
+        panel.model.value = hostile
+        assert panel.settings().backend == "echo" and panel.settings().model is None
+    assert panel.settings().max_tokens <= 64
 
 
 # -- the chat callback ----------------------------------------------------------------------
@@ -296,16 +334,22 @@ async def test_stop_keeps_the_partial_reply_marked_stopped(tmp_path: Path) -> No
 
 async def test_a_backend_failure_becomes_a_message_and_the_chat_goes_on(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
+    settings = settings.model_copy(
+        update={
+            "models": {
+                "echo": {"backend": "echo", "echo_delay": 0.0},
+                "down": {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"},
+            }
+        }
+    )
     chat = _controller(settings)
-    chat.sidebar.backend.value = "openai"
-    chat.sidebar.base_url.value = "http://127.0.0.1:9/v1"
-    chat.sidebar.api_key.value = "sk-test"
+    chat.sidebar.model.value = "down"
     await _say(chat, "hello?")
     failed = chat.history.turns[-1]
     assert failed.status == "error"
     footer = chat.interface.objects[-1].object.objects[-1].object
     assert "failed" in footer
-    chat.sidebar.backend.value = "echo"
+    chat.sidebar.model.value = "echo"
     await _say(chat, "again")
     assert chat.history.turns[-1].content == "again"
     # the failed exchange is not sent to the model again
@@ -370,13 +414,14 @@ async def test_a_bug_ends_the_reply_with_a_clear_error(tmp_path: Path) -> None:
             raise RuntimeError("boom")
 
     backends.register("broken-for-tests", Broken)
-    chat = _controller(_settings(tmp_path, backend="broken-for-tests"))
+    catalog = {"broken": {"backend": "broken-for-tests"}, "echo": {"backend": "echo"}}
+    chat = _controller(_settings(tmp_path, models=catalog))
     await _say(chat, "hi")
     reply = chat.history.turns[-1]
     assert reply.status == "error"
     footer = chat.interface.objects[-1].object.objects[-1].object
     assert "Something went wrong in mixchat" in footer and "boom" in footer
-    chat.sidebar.backend.value = "echo"
+    chat.sidebar.model.value = "echo"
     await _say(chat, "next")
     assert chat.history.turns[-1].content == "next"
 

@@ -253,21 +253,33 @@ def serve(
 
 
 @app.command()
-def models() -> None:
-    """List the backends, whether they can run here, and the models they know."""
+@with_settings
+def models(settings: Settings) -> None:
+    """List the model catalog users choose from, then the backends and the models they know."""
     from mixchat.backends import backend_class, names
+    from mixchat.config.catalog import Catalog
 
+    catalog = Catalog.from_settings(settings)
+    typer.echo("Catalog (what users of the web app can pick):")
+    for entry in catalog.entries.values():
+        where = entry.settings.base_url or ""
+        model = entry.settings.model or "default model"
+        limit = f", max_tokens up to {entry.max_tokens_limit}" if entry.max_tokens_limit else ""
+        typer.echo(f"  {entry.name:<12} {entry.display_name}: {entry.backend} {model} {where}")
+        if entry.description or limit:
+            typer.echo(f"  {'':<12} {entry.description}{limit}")
+    typer.echo("\nBackends:")
     for name in names():
         try:
             cls = backend_class(name)
         except MixchatError as error:
-            typer.echo(f"{name:<13} unavailable: {error}")
+            typer.echo(f"  {name:<12} unavailable: {error}")
             continue
         listed = ", ".join(cls.known_models) or "any"
         default = cls.default_model or (
             cls.known_models[0] if cls.known_models else "the server's model"
         )
-        typer.echo(f"{name:<13} default: {default}\n{'':<13} models: {listed}")
+        typer.echo(f"  {name:<12} default: {default}\n  {'':<12} models: {listed}")
 
 
 @app.command()

@@ -17,6 +17,8 @@ import typer
 from mixchat.config import Settings, load_settings
 
 _PANEL = "Model"
+#: Flags that name one model: given, they replace the config file's catalog.
+_CATALOG_FLAGS = ("backend", "model", "model_file", "base_url")
 _SAMPLING = "Sampling"
 
 
@@ -68,7 +70,11 @@ def with_settings(command: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> Any:
         overrides = {name: kwargs.pop(name) for name in names}
-        return command(settings=load_settings(**overrides), **kwargs)
+        settings = load_settings(**overrides)
+        if any(overrides[name] is not None for name in _CATALOG_FLAGS):
+            # --backend/--model/--base-url make a one-entry catalog, replacing the file's
+            settings = settings.model_copy(update={"models": {}})
+        return command(settings=settings, **kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=own + SHARED_OPTIONS)  # type: ignore[attr-defined]
     return wrapper

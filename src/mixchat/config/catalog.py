@@ -62,6 +62,10 @@ ENTRY_SETTINGS = (
     "echo_delay",
 )
 
+#: What an entry does not say comes from the top-level settings (sampling, timeouts, threads),
+#: except which model and where: a top-level path or URL must never leak into another entry.
+_IDENTITY_RESET: dict[str, Any] = {"model": None, "model_file": None, "base_url": None}
+
 
 class ModelEntry(BaseModel):
     """One ``[models.NAME]`` table; the other keys it may hold are ``ENTRY_SETTINGS``."""
@@ -137,6 +141,9 @@ class Catalog:
         entries: dict[str, CatalogEntry] = {}
         problems: list[str] = []
         for name, raw in settings.models.items():
+            if name == USER_ENDPOINT:
+                problems.append(f"models.{name}: this name is reserved for users' own endpoints")
+                continue
             try:
                 entries[name] = build_entry(settings, name, raw, env)
             except ConfigError as error:
@@ -192,10 +199,7 @@ def build_entry(settings: Settings, name: str, raw: Any, env: Any) -> CatalogEnt
         _check_local_gguf(update.get("model"))
     if entry.backend == "openai" and not update.get("base_url") and not update["openai_api_key"]:
         raise ConfigError("an openai entry needs base_url (or an API key for the OpenAI API)")
-    # What the entry does not say comes from the defaults, not from the top-level settings:
-    # a top-level model path or URL must not leak into another entry.
-    defaults = {field: Settings.model_fields[field].get_default() for field in ENTRY_SETTINGS}
-    built = settings.model_copy(update={**defaults, **update})
+    built = settings.model_copy(update={**_IDENTITY_RESET, **update})
     return CatalogEntry(
         name=name,
         display_name=(entry.name or name).strip() or name,
@@ -239,7 +243,10 @@ def _validated(field: str, value: Any) -> Any:
         raise ConfigError(f"unknown field {field!r}")
     info = Settings.model_fields[field]
     try:
-        return TypeAdapter(Annotated[info.annotation, info]).validate_python(value)
+        annotation = (
+            Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        )
+        return TypeAdapter(annotation).validate_python(value)
     except ValidationError as error:
         raise ConfigError(f"{field}={value!r}: {error.errors()[0]['msg']}") from None
 
@@ -279,3 +286,39 @@ def _where() -> str:
     from mixchat.config import config_file
 
     return str(config_file())
+
+
+def user_entry(
+    base: Settings, kind: str, url: str, model: str | None, key: SecretStr | None
+) -> CatalogEntry:
+    """A user's own endpoint (``allow_user_endpoints``): their URL, their key, nothing of ours.
+
+    Every server key is cleared, so none can be sent to the user's URL, and every connection
+    goes through the address guard (``untrusted_endpoint``).
+    """
+    if kind not in KEY_FIELDS:
+        raise ConfigError(f"an endpoint is {' or '.join(KEY_FIELDS)}, not {kind!r}")
+    keys: dict[str, Any] = {field: None for field in KEY_FIELDS.values()}
+    keys[KEY_FIELDS[kind]] = key
+    settings = base.model_copy(
+        update={
+            **_IDENTITY_RESET,
+            **keys,
+            "backend": kind,
+            "base_url": url.strip(),
+            "model": (model or "").strip() or None,
+            "untrusted_endpoint": True,
+            "models": {},
+        }
+    )
+    return CatalogEntry(
+        name=USER_ENDPOINT,
+        display_name="Your endpoint",
+        description=f"{kind} endpoint you added",
+        settings=settings,
+    )
+
+
+#: The entry name of a user's own endpoint (never a catalog entry's name: those are TOML keys
+#: the operator chose, and this one is refused there).
+USER_ENDPOINT = "your-endpoint"

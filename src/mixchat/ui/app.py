@@ -5,6 +5,7 @@ from __future__ import annotations
 import panel as pn
 
 from mixchat.config import Settings
+from mixchat.config.catalog import Catalog
 from mixchat.store import LOCAL_OWNER
 from mixchat.ui.chat import ChatController
 from mixchat.ui.conversations import ConversationsPanel
@@ -31,10 +32,10 @@ def _section(title: str, body: pn.viewable.Viewable, collapsed: bool = False) ->
     )
 
 
-def create_app(settings: Settings) -> pn.template.BootstrapTemplate:
+def create_app(settings: Settings, catalog: Catalog | None = None) -> pn.template.BootstrapTemplate:
     """The page for one session; the backend instance behind it is shared by all sessions."""
     gateway = StoreGateway(settings, session_owner())
-    sidebar = SettingsPanel(settings)
+    sidebar = SettingsPanel(settings, catalog)
     chat = ChatController(sidebar, gateway)
     conversations = ConversationsPanel(
         gateway, on_open=chat.open, on_new=chat.new_chat, current=lambda: chat.conversation_id

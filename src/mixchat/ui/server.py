@@ -11,6 +11,7 @@ import panel as pn
 
 from mixchat.api import ApiAccess, api_routes
 from mixchat.config import Settings
+from mixchat.config.catalog import Catalog
 from mixchat.ui.app import TITLE, create_app
 from mixchat.ui.render import ASSETS, ASSETS_ROUTE
 
@@ -42,6 +43,7 @@ def serve(
     **kwargs: Any,
 ) -> None:
     """Start the server on ``settings.host:settings.port``; blocks until it stops."""
+    catalog = Catalog.from_settings(settings)  # every bad entry is a line, before serving
     configure_panel()
     options: dict[str, Any] = {}
     if basic_auth:
@@ -53,10 +55,14 @@ def serve(
         *kwargs.pop("extra_patterns", []),
     ]
     _log_to_stderr()
-    log.info("serving the chat app (%s backend) at %s", settings.backend, url(settings, host))
+    log.info(
+        "serving the chat app (%s) at %s",
+        ", ".join(entry.display_name for entry in catalog.entries.values()),
+        url(settings, host),
+    )
     log.info("serving the OpenAI-compatible API at %sv1", url(settings, host))
     pn.serve(
-        {"/": lambda: create_app(settings)},
+        {"/": lambda: create_app(settings, catalog)},
         port=settings.port,
         address=host,
         websocket_origin=websocket_origins(host, settings.port, allow_websocket_origin),

@@ -1,8 +1,11 @@
-"""The settings sidebar: which model answers, how it samples, and agent mode.
+"""The settings sidebar: which catalog model answers, how it samples, and agent mode.
 
+A session picks a model of the operator's catalog by its display name; the browser never sends
+a path, a repository id or a URL that the server would use. Where the operator allows it
+(``allow_user_endpoints``), a user may add their own endpoint: its key is moved into a
+server-side ``SecretStr`` and the widget is cleared at once, so the key is never sent back to
+the browser, echoed or logged, and no server key is ever sent to that URL.
 Changes take effect with the next message: every request reads :meth:`SettingsPanel.settings`.
-An API key typed here is moved into a server-side ``SecretStr`` and the widget is cleared at
-once, so the key is never sent back to the browser, echoed or logged.
 """
 
 from __future__ import annotations
@@ -13,43 +16,58 @@ import panel as pn
 import param
 from pydantic import SecretStr
 
-from mixchat import backends
 from mixchat.config import SamplingParams, Settings
+from mixchat.config.catalog import (
+    KEY_FIELDS,
+    SAMPLING_FIELDS,
+    USER_ENDPOINT,
+    Catalog,
+    CatalogEntry,
+    user_entry,
+)
+from mixchat.errors import MixchatError
 from mixchat.tools import Tool, registered_tools
 
-#: Backends that take an API key, and the Settings field that holds it.
-KEY_FIELDS = {"mistral": "mistral_api_key", "openai": "openai_api_key"}
-_SAMPLING = ("temperature", "top_p", "top_k", "max_tokens", "repetition_penalty")
+_SAMPLING = SAMPLING_FIELDS
+_SLIDER_MAX_TOKENS = 4096
 
 
 class SettingsPanel(param.Parameterized):
-    """Widgets for one session's settings, starting from the server's settings."""
+    """Widgets for one session's settings, starting from the catalog's first model."""
 
-    def __init__(self, settings: Settings, **params: Any) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog | None = None, **params: Any) -> None:
         super().__init__(**params)
         self.base = settings
-        self._keys: dict[str, SecretStr] = {}
+        self.catalog = catalog or Catalog.from_settings(settings)
+        self._key: SecretStr | None = None
+        self._endpoint: CatalogEntry | None = None
         self._tools = {tool.name: tool for tool in registered_tools()}
-        self.backend = pn.widgets.Select(
-            label="Backend",
-            options=backends.names(),
-            value=settings.backend,
+        options = self.catalog.choices()
+        if settings.allow_user_endpoints:
+            options = {**options, "Your endpoint": USER_ENDPOINT}
+        self.model = pn.widgets.Select(
+            label="Model",
+            options=options,
+            value=self.catalog.default.name,
             sizing_mode="stretch_width",
         )
-        self.model = pn.widgets.TextInput(
-            label="Model",
-            value=settings.model or "",
-            placeholder="the backend's default",
+        self.about = pn.pane.HTML("", css_classes=["mixchat-hint"], margin=(0, 10))
+        # a user's own endpoint (shown only where the operator allows it)
+        self.endpoint_kind = pn.widgets.Select(
+            label="Your endpoint's API",
+            options={"OpenAI-compatible": "openai", "Mistral": "mistral"},
             sizing_mode="stretch_width",
         )
         self.base_url = pn.widgets.TextInput(
-            label="Server URL",
-            value=settings.base_url or "",
-            placeholder="the provider's default",
+            label="Your endpoint's URL",
+            placeholder="https://api.example.com/v1",
             sizing_mode="stretch_width",
         )
+        self.endpoint_model = pn.widgets.TextInput(
+            label="Its model", placeholder="the server's first model", sizing_mode="stretch_width"
+        )
         self.api_key = pn.widgets.PasswordInput(
-            label="API key", placeholder="paste a key", sizing_mode="stretch_width"
+            label="Your API key", placeholder="paste a key", sizing_mode="stretch_width"
         )
         self.key_status = pn.pane.HTML("", css_classes=["mixchat-hint"], margin=(0, 10))
         self.system_prompt = pn.widgets.TextAreaInput(
@@ -65,7 +83,9 @@ class SettingsPanel(param.Parameterized):
         )
         self.top_p = pn.widgets.FloatSlider(label="Top p", start=0.05, end=1.0, step=0.01)
         self.top_k = pn.widgets.IntSlider(label="Top k (0: off)", start=0, end=200, step=1)
-        self.max_tokens = pn.widgets.IntSlider(label="Max new tokens", start=16, end=4096, step=16)
+        self.max_tokens = pn.widgets.IntSlider(
+            label="Max new tokens", start=16, end=_SLIDER_MAX_TOKENS, step=16
+        )
         self.repetition_penalty = pn.widgets.FloatSlider(
             label="Repetition penalty", start=0.5, end=2.0, step=0.05
         )
@@ -76,29 +96,31 @@ class SettingsPanel(param.Parameterized):
         self.tools = pn.widgets.CheckBoxGroup(
             label="Tools", options=list(self._tools), value=list(self._tools), inline=True
         )
-        self.reset_sampling()
+        self._model_changed()
         self.reset.on_click(lambda _: self.reset_sampling())
         self.api_key.param.watch(self._take_key, "value")
-        self.backend.param.watch(self._show_key_status, "value")
+        self.model.param.watch(self._model_changed, "value")
+        self.endpoint_kind.param.watch(self._endpoint_changed, "value")
+        self.base_url.param.watch(self._endpoint_changed, "value")
+        self.endpoint_model.param.watch(self._endpoint_changed, "value")
         self._show_key_status()
 
     # -- what a request uses
+    def entry(self) -> CatalogEntry:
+        """The model this session talks to: a catalog entry, or the user's own endpoint.
+
+        Whatever value the browser sends for the select, only a catalog name (or the user's
+        endpoint, where allowed and set up) is ever used; anything else means the default.
+        """
+        if self.model.value == USER_ENDPOINT and self._endpoint is not None:
+            return self._endpoint
+        return self.catalog.get(self.model.value) or self.catalog.default
+
     def settings(self) -> Settings:
-        """The server's settings with this session's choices applied."""
-        backend = self.backend.value
-        update: dict[str, Any] = {
-            "backend": backend,
-            "model": (self.model.value or "").strip() or None,
-            "base_url": (self.base_url.value or "").strip() or self.base.base_url,
-            "system_prompt": self.system_prompt.value,
-            **{name: getattr(self, name).value for name in _SAMPLING},
-        }
-        if backend != self.base.backend and update["model"] == self.base.model:
-            update["model"] = None  # the server's model belongs to the server's backend
-        field = KEY_FIELDS.get(backend)
-        if field and field in self._keys:
-            update[field] = self._keys[field]
-        return self.base.model_copy(update=update)
+        """The chosen entry's settings with this session's system prompt and sampling."""
+        return self.entry().for_request(
+            self.system_prompt.value, {name: getattr(self, name).value for name in _SAMPLING}
+        )
 
     def sampling(self) -> SamplingParams:
         return self.settings().sampling()
@@ -107,71 +129,96 @@ class SettingsPanel(param.Parameterized):
         return [self._tools[name] for name in self.tools.value if name in self._tools]
 
     def snapshot(self) -> dict[str, Any]:
-        """The settings a conversation is saved with (no secrets)."""
+        """The settings a conversation is saved with (no secrets, no URL)."""
         return {name: getattr(self, name).value for name in _SAMPLING} | {
             "agent": self.agent.value,
             "tools": list(self.tools.value),
-            "base_url": (self.base_url.value or "").strip() or None,
+            "model_entry": self.entry().name,
         }
 
     def restore(
         self, backend: str, model: str | None, system_prompt: str, saved: dict[str, Any]
     ) -> None:
-        """Show the settings a conversation was saved with."""
-        if backend in self.backend.options:
-            self.backend.value = backend
-        self.model.value = model or ""
+        """Show the settings a conversation was saved with (a model no longer in the catalog:
+        the current one stays)."""
+        if self.catalog.get(saved.get("model_entry")) is not None:
+            self.model.value = saved["model_entry"]
         self.system_prompt.value = system_prompt
         for name in _SAMPLING:
-            if name in saved:
+            if isinstance(saved.get(name), int | float):
                 widget = getattr(self, name)
                 widget.value = min(max(saved[name], widget.start), widget.end)
         if "agent" in saved:
             self.agent.value = bool(saved["agent"])
         if "tools" in saved:
             self.tools.value = [t for t in saved["tools"] if t in self._tools]
-        if saved.get("base_url"):
-            self.base_url.value = saved["base_url"]
 
     def reset_sampling(self) -> None:
-        """The original tutorial's chat settings (or the server's, where set)."""
+        """The chosen model's defaults (the original tutorial's chat settings unless the
+        operator set others)."""
+        defaults = self.entry().settings
         for name in _SAMPLING:
             widget = getattr(self, name)
-            widget.value = min(max(getattr(self.base, name), widget.start), widget.end)
+            widget.value = min(max(getattr(defaults, name), widget.start), widget.end)
+
+    # -- choosing a model
+    def _model_changed(self, *_: Any) -> None:
+        entry = self.entry()
+        self.about.object = _escape(entry.description)
+        cap = entry.max_tokens_cap(self.base.limits.max_tokens)
+        self.max_tokens.end = max(self.max_tokens.start, min(_SLIDER_MAX_TOKENS, cap))
+        self.reset_sampling()
+
+    def _endpoint_changed(self, *_: Any) -> None:
+        url = (self.base_url.value or "").strip()
+        if not self.base.allow_user_endpoints or not url:
+            self._endpoint = None
+        else:
+            try:
+                self._endpoint = user_entry(
+                    self.base,
+                    self.endpoint_kind.value,
+                    url,
+                    self.endpoint_model.value,
+                    self._key,
+                )
+            except MixchatError as error:
+                self._endpoint = None
+                self.key_status.object = _escape(str(error))
+                return
+        self._show_key_status()
 
     # -- the API key never goes back to the browser
     def _take_key(self, event: param.parameterized.Event) -> None:
         if not event.new:
             return
-        field = KEY_FIELDS.get(self.backend.value, "openai_api_key")
-        self._keys[field] = SecretStr(event.new.strip())
         self.api_key.value = ""
-        self._show_key_status()
+        if not self.base.allow_user_endpoints:
+            return
+        self._key = SecretStr(event.new.strip())
+        self._endpoint_changed()
 
     def _show_key_status(self, *_: Any) -> None:
-        field = KEY_FIELDS.get(self.backend.value)
-        if field is None:
-            self.key_status.object = "No key needed for this backend."
-        elif field in self._keys:
+        if self._key is not None:
             self.key_status.object = "Key set (kept on the server)."
-        elif getattr(self.base, field) is not None:
-            self.key_status.object = "Using the server's key."
         else:
             self.key_status.object = "No key set."
 
-    def has_key(self, field: str) -> bool:
-        return field in self._keys
+    def has_key(self) -> bool:
+        return self._key is not None
 
     # -- layout
     def model_section(self) -> pn.Column:
-        return pn.Column(
-            self.backend,
-            self.model,
-            self.base_url,
-            self.api_key,
-            self.key_status,
-            sizing_mode="stretch_width",
-        )
+        parts: list[Any] = [self.model, self.about]
+        if self.base.allow_user_endpoints:
+            parts += [
+                self.endpoint_kind,
+                self.base_url,
+                self.endpoint_model,
+                self.api_key,
+                self.key_status,
+            ]
+        return pn.Column(*parts, sizing_mode="stretch_width")
 
     def sampling_section(self) -> pn.Column:
         return pn.Column(
@@ -196,3 +243,12 @@ class SettingsPanel(param.Parameterized):
             self.tools,
             sizing_mode="stretch_width",
         )
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+__all__ = ["KEY_FIELDS", "SettingsPanel"]
