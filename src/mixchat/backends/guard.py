@@ -191,7 +191,7 @@ def guarded_transport(guard: AddressGuard) -> httpx2.AsyncHTTPTransport:
     """
     transport = httpx2.AsyncHTTPTransport(trust_env=False)
     pool = transport._pool
-    pool._network_backend = GuardedNetwork(guard, pool._network_backend)  # type: ignore[attr-defined]
+    pool._network_backend = GuardedNetwork(guard, pool._network_backend)
     return transport
 
 

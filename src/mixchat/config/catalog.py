@@ -243,7 +243,7 @@ def _validated(field: str, value: Any) -> Any:
         raise ConfigError(f"unknown field {field!r}")
     info = Settings.model_fields[field]
     try:
-        annotation = (
+        annotation: Any = (
             Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
         )
         return TypeAdapter(annotation).validate_python(value)

@@ -119,7 +119,7 @@ class SettingsPanel(param.Parameterized):
     def settings(self) -> Settings:
         """The chosen entry's settings with this session's system prompt and sampling."""
         return self.entry().for_request(
-            self.system_prompt.value, {name: getattr(self, name).value for name in _SAMPLING}
+            self.system_prompt.value or "", {name: getattr(self, name).value for name in _SAMPLING}
         )
 
     def sampling(self) -> SamplingParams:
