@@ -64,6 +64,7 @@ def test_public_names() -> None:
         "MessageRecord",
         "NotFound",
         "StoreError",
+        "UsageTotal",
         "title_from",
     }
     assert issubclass(NotFound, StoreError)

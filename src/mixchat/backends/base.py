@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from mixchat.backends.events import Done, Event, Queued, TextDelta, Usage
+from mixchat.backends.queue import ANONYMOUS, RequestQueue
 from mixchat.config import SamplingParams, Settings
 from mixchat.errors import MixchatError
 from mixchat.messages import Message
@@ -113,6 +114,8 @@ class ChatRequest:
     assistant_prefix: str = ""
     tools: list[dict[str, Any]] | None = None
     cancel: CancelToken = field(default_factory=CancelToken)
+    #: Who asks: the queue in front of a local model takes users in turn.
+    user: str = ANONYMOUS
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,12 @@ class Backend(ABC):
     @property
     def loaded(self) -> bool:
         return self._loaded
+
+    @property
+    def queue(self) -> RequestQueue | None:
+        """The fair queue in front of a model that serves one request at a time; None for a
+        backend that serves many at once (a remote server queues on its side)."""
+        return None
 
     async def load_model(self) -> None:
         """Slow set-up (weights, clients); run blocking parts with ``asyncio.to_thread``."""

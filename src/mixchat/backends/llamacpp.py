@@ -73,7 +73,7 @@ class LlamaCppBackend(Backend):
         self._format: Formatter | None = None
         self.format_name = ""
         self.path: Path | None = None
-        self._queue = RequestQueue()
+        self.queue = self._queue = RequestQueue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacpp")
 
     @classmethod
@@ -169,7 +169,7 @@ class LlamaCppBackend(Backend):
             self._produce, tokens, request, min(room, request.params.max_tokens)
         )
         async with contextlib.aclosing(
-            relay_in_turn(self._queue, produce, self._executor)
+            relay_in_turn(self._queue, produce, self._executor, request.user)
         ) as items:
             async for item in items:
                 yield item

@@ -16,7 +16,7 @@ from contextlib import aclosing
 from typing import TypeVar
 
 from mixchat.backends.events import Queued
-from mixchat.backends.queue import RequestQueue
+from mixchat.backends.queue import ANONYMOUS, RequestQueue
 
 T = TypeVar("T")
 
@@ -61,15 +61,16 @@ async def relay_in_turn(
     queue: RequestQueue,
     produce: Callable[[threading.Event], Iterator[T]],
     executor: ThreadPoolExecutor | None,
+    user: str = ANONYMOUS,
 ) -> AsyncGenerator[Queued | T, None]:
-    """How an in-process model streams: wait for its turn in ``queue`` (yielding the place in
-    line as ``Queued``), then relay ``produce(stop)`` from the worker thread.
+    """How an in-process model streams: wait for ``user``'s turn in ``queue`` (yielding the
+    place in line as ``Queued``), then relay ``produce(stop)`` from the worker thread.
 
     aclosing: when the reader stops early, the inner generators finish now (leave the line;
     stop and await the worker) rather than whenever they are collected, so the turn is never
     handed on while the worker still holds the model.
     """
-    async with aclosing(queue.wait_turn()) as turns:
+    async with aclosing(queue.wait_turn(user)) as turns:
         async for position in turns:
             yield Queued(position)
     try:

@@ -14,6 +14,7 @@ from mixchat.cli.api_keys import api_key_app
 from mixchat.cli.history import history_app
 from mixchat.cli.options import with_settings
 from mixchat.cli.terminal import format_stats, stream_reply
+from mixchat.cli.usage import usage
 from mixchat.config import Settings
 from mixchat.errors import MixchatError
 from mixchat.messages import Message
@@ -305,6 +306,7 @@ def tools(mcp: McpOption = None) -> None:
 
 
 app.add_typer(api_key_app, name="api-key")
+app.command(name="usage")(usage)
 app.add_typer(
     history_app, name="history", help="List, show, export, delete and import stored conversations."
 )

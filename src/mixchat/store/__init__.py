@@ -17,6 +17,7 @@ from mixchat.store.records import (
     Conversation,
     ConversationSummary,
     MessageRecord,
+    UsageTotal,
 )
 from mixchat.store.store import ConversationStore, title_from
 
@@ -30,5 +31,6 @@ __all__ = [
     "MessageRecord",
     "NotFound",
     "StoreError",
+    "UsageTotal",
     "title_from",
 ]

@@ -115,6 +115,24 @@ def m003_api_keys(connection: Connection) -> None:
     metadata.create_all(connection)
 
 
+@migration
+def m004_usage(connection: Connection) -> None:
+    """Tokens in and out per request, per user and model: limits per day, `mixchat usage`."""
+    metadata = MetaData()
+    Table(
+        "usage",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("owner", String(200), nullable=False),
+        Column("model", String(200), nullable=False),
+        Column("prompt_tokens", Integer, nullable=False),
+        Column("completion_tokens", Integer, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+    )
+    metadata.create_all(connection)
+    connection.execute(text("CREATE INDEX ix_usage_owner_created ON usage (owner, created_at)"))
+
+
 def applied(connection: Connection) -> list[str]:
     """Names of the migrations this database has recorded (none for a new database)."""
     _record_metadata.create_all(connection, checkfirst=True)

@@ -50,6 +50,21 @@ class Conversation(ConversationSummary):
     messages: list[MessageRecord] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class UsageTotal:
+    """Tokens one user used on one model (over the period asked for)."""
+
+    owner: str
+    model: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
 __all__ = [
     "LOCAL_OWNER",
     "ROLES",
@@ -61,4 +76,5 @@ __all__ = [
     "Stats",
     "Status",
     "Step",
+    "UsageTotal",
 ]

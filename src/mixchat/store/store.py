@@ -10,12 +10,14 @@ The API is synchronous (SQLAlchemy's ORM); the web app calls it through asyncio.
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
@@ -24,7 +26,7 @@ from mixchat.store import export
 from mixchat.store.database import WRITE, describe, open_engine, parse_url, reason, translated
 from mixchat.store.errors import NotFound, StoreError
 from mixchat.store.migrations import migrate
-from mixchat.store.models import ConversationRow, MessageRow, utcnow
+from mixchat.store.models import ConversationRow, MessageRow, UsageRow, utcnow
 from mixchat.store.records import (
     ROLES,
     STATUSES,
@@ -35,6 +37,7 @@ from mixchat.store.records import (
     Stats,
     Status,
     Step,
+    UsageTotal,
 )
 
 if TYPE_CHECKING:
@@ -253,6 +256,48 @@ class ConversationStore:
             ):
                 session.delete(row)
             conversation.updated_at = utcnow()
+
+    # -- usage (per user and model; the web app and the API record every request)
+
+    def record_usage(
+        self,
+        owner: str,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        at: datetime | None = None,
+    ) -> None:
+        with self._write("recording usage") as session:
+            session.add(
+                UsageRow(
+                    owner=owner,
+                    model=model,
+                    prompt_tokens=max(0, prompt_tokens),
+                    completion_tokens=max(0, completion_tokens),
+                    created_at=at or utcnow(),
+                )
+            )
+
+    def usage(self, owner: str | None, since: datetime | None = None) -> builtins.list[UsageTotal]:
+        """Totals per user and model since ``since``; ``owner=None``: every user (admins)."""
+        query = select(
+            UsageRow.owner,
+            UsageRow.model,
+            func.count(UsageRow.id),
+            func.coalesce(func.sum(UsageRow.prompt_tokens), 0),
+            func.coalesce(func.sum(UsageRow.completion_tokens), 0),
+        ).group_by(UsageRow.owner, UsageRow.model)
+        if owner is not None:
+            query = query.where(UsageRow.owner == owner)
+        if since is not None:
+            query = query.where(UsageRow.created_at >= since)
+        with self._read("reading usage") as session:
+            rows = session.execute(query.order_by(UsageRow.owner, UsageRow.model)).all()
+        return [UsageTotal(o, m, int(n), int(p), int(c)) for o, m, n, p, c in rows]
+
+    def tokens_since(self, owner: str, since: datetime) -> int:
+        """Prompt and reply tokens ``owner`` used since ``since`` (for ``tokens_per_day``)."""
+        return sum(total.total_tokens for total in self.usage(owner, since))
 
     # -- export and import
 

@@ -16,6 +16,7 @@ from typing import Any
 import panel as pn
 
 from mixchat import backends
+from mixchat.accounting import Accounting
 from mixchat.backends import Backend, CancelToken, ChatRequest, Done, Queued, TextDelta
 from mixchat.config import Settings
 from mixchat.errors import MixchatError
@@ -34,6 +35,7 @@ from mixchat.ui.reply import (
 from mixchat.ui.sidebar import SettingsPanel
 from mixchat.ui.stats import error_advice
 from mixchat.ui.storage import StoreGateway
+from mixchat.ui.team import accounting_for, metered
 from mixchat.ui.throttle import Throttle
 
 log = logging.getLogger(__name__)
@@ -58,9 +60,12 @@ def welcome_text(backend: Backend, settings: Settings) -> str:
 class ChatController:
     """One browser session's chat: the ChatInterface, the history and the current reply."""
 
-    def __init__(self, sidebar: SettingsPanel, gateway: StoreGateway) -> None:
+    def __init__(
+        self, sidebar: SettingsPanel, gateway: StoreGateway, accounting: Accounting | None = None
+    ) -> None:
         self.sidebar = sidebar
         self.gateway = gateway
+        self.accounting = accounting or accounting_for(gateway.settings)
         self.history = History()
         self.conversation_id: str | None = None
         self.busy = False
@@ -197,6 +202,18 @@ class ChatController:
     async def _generate_or_raise(
         self, settings: Settings, view: ReplyView, cancel: CancelToken, agent: bool
     ) -> FinishedReply:
+        """The reply, within this user's limits (a LimitReached error says which and when)."""
+        return await metered(
+            self.accounting,
+            self.gateway.owner,
+            self.sidebar.entry(),
+            settings,
+            lambda capped: self._run(capped, view, cancel, agent),
+        )
+
+    async def _run(
+        self, settings: Settings, view: ReplyView, cancel: CancelToken, agent: bool
+    ) -> FinishedReply:
         backend = backends.get_backend(settings)
         if not backend.loaded:
             view.set_status("Loading the model (once per server)…")
@@ -220,7 +237,9 @@ class ChatController:
             return await run_agent(
                 backend, settings, self.sidebar.selected_tools(), messages, view, cancel
             )
-        request = ChatRequest(messages, params=settings.sampling(), cancel=cancel)
+        request = ChatRequest(
+            messages, params=settings.sampling(), cancel=cancel, user=self.gateway.owner
+        )
         return await stream_reply(backend.stream(request), view)
 
     # -- buttons

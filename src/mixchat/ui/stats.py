@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from mixchat.errors import (
+    AddressRefused,
+    LimitReached,
     AuthError,
     ContextOverflow,
     MissingDependency,
@@ -24,6 +26,8 @@ _OUTCOME_LABELS = {
 
 #: What to do about a failure, by its type (the first match wins).
 _ADVICE: tuple[tuple[type[BaseException], str], ...] = (
+    (LimitReached, ""),  # its message says which limit and when it frees up
+    (AddressRefused, "Use a public URL for your endpoint."),
     (AuthError, "Check the API key in the sidebar (or the environment variable)."),
     (RateLimited, "Wait a moment and send again, or switch to another backend."),
     (
@@ -59,4 +63,4 @@ def error_advice(error: BaseException | None, message: str | None = None) -> str
     """The error line (``message``, else the error's own) plus what to do about it."""
     advice = next((text for kind, text in _ADVICE if isinstance(error, kind)), _DEFAULT_ADVICE)
     line = message or (str(error) if error is not None else "") or "The model failed."
-    return f"{line} {advice}"
+    return f"{line} {advice}".strip()

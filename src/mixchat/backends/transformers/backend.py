@@ -66,7 +66,7 @@ class TransformersBackend(Backend):
         self._model: PreTrainedModel | None = None
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self._prompt_ids: PromptIds | None = None
-        self._queue = RequestQueue()
+        self.queue = self._queue = RequestQueue()
         self._executor: ThreadPoolExecutor | None = None
         #: One-line notes for the user about how the model was loaded (e.g. 4-bit limits).
         self.notices: list[str] = []
@@ -117,7 +117,7 @@ class TransformersBackend(Backend):
             raise BadRequest(str(exc)) from exc
         max_new = self._room_for_reply(len(ids), request.params.max_tokens)
         produce = functools.partial(self._produce, ids, request.params, max_new, request.cancel)
-        async with aclosing(relay_in_turn(self._queue, produce, self._executor)) as items:
+        async with aclosing(relay_in_turn(self._queue, produce, self._executor, request.user)) as items:
             async for item in items:
                 yield item
 
