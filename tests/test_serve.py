@@ -13,3 +13,40 @@ def test_public_bind_names_this_host_and_extra_origins_never_a_wildcard() -> Non
     origins = websocket_origins("0.0.0.0", 8080, ["chat.example.org"])
     assert "*" not in origins and "0.0.0.0:8080" not in origins
     assert "localhost:8080" in origins and origins[-1] == "chat.example.org"
+
+
+def test_without_a_login_only_localhost_and_a_public_bind_needs_no_login() -> None:
+    import pytest
+
+    from mixchat.errors import ConfigError
+    from mixchat.ui.server import Login, check_bind
+
+    assert "serving on this machine only" in (check_bind("127.0.0.1", Login(), False) or "")
+    with pytest.raises(ConfigError, match="refusing to serve on 0.0.0.0 without a login"):
+        check_bind("0.0.0.0", Login(), False)
+    assert "--no-login" in (check_bind("0.0.0.0", Login(), True) or "")
+    assert check_bind("0.0.0.0", Login(basic_auth="pw"), False) is None
+    oidc = Login(oauth_provider="generic", oauth_key="id", oauth_extra_params={"TOKEN_URL": "x"})
+    assert check_bind("::", oidc, False) is None
+    assert oidc.panel_options()["oauth_provider"] == "generic"
+    assert oidc.panel_options()["oauth_extra_params"] == {"TOKEN_URL": "x"}
+    with pytest.raises(ConfigError, match="choose one login"):
+        check_bind("0.0.0.0", Login(basic_auth="pw", oauth_provider="github"), False)
+
+
+def test_mixchat_serve_on_a_public_address_without_login_exits_with_one_line() -> None:
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "mixchat", "serve", "--backend", "echo", "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert (
+        run.stderr.strip()
+        .splitlines()[-1]
+        .startswith("mixchat: error: refusing to serve on 0.0.0.0 without a login")
+    )

@@ -82,6 +82,11 @@ def get_backend(settings: Settings) -> Backend:
     return _INSTANCES[key]
 
 
+def instances() -> list[Backend]:
+    """The shared instances loaded in this process (for the admin's status view)."""
+    return list(_INSTANCES.values())
+
+
 async def close_all() -> None:
     """Release every shared instance (at shutdown, and between tests)."""
     instances = list(_INSTANCES.values())
@@ -105,6 +110,7 @@ __all__ = [
     "backend_class",
     "close_all",
     "get_backend",
+    "instances",
     "names",
     "register",
 ]

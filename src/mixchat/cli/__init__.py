@@ -35,6 +35,9 @@ app = typer.Typer(
 )
 
 
+_LOGIN = "Login"
+
+
 def _messages(settings: Settings, history: list[Message]) -> list[Message]:
     prompt = settings.system_prompt
     return [Message(role="system", content=prompt), *history] if prompt else list(history)
@@ -225,11 +228,67 @@ def serve(
     show: Annotated[bool, typer.Option("--show", help="open the app in a browser")] = False,
     basic_auth: Annotated[
         str | None,
-        typer.Option(help="a password, or a JSON file of user: password, to require a login"),
+        typer.Option(
+            help="a password, or a JSON file of user: password, to require a login",
+            rich_help_panel=_LOGIN,
+        ),
+    ] = None,
+    oauth_provider: Annotated[
+        str | None,
+        typer.Option(
+            help="log in through Panel's OAuth: generic (any OIDC provider), github, google, "
+            "azure, gitlab, okta, auth0",
+            rich_help_panel=_LOGIN,
+        ),
+    ] = None,
+    oauth_key: Annotated[
+        str | None, typer.Option(help="the OAuth client id", rich_help_panel=_LOGIN)
+    ] = None,
+    oauth_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="the OAuth client secret (or PANEL_OAUTH_SECRET)",
+            envvar="PANEL_OAUTH_SECRET",
+            rich_help_panel=_LOGIN,
+        ),
+    ] = None,
+    oauth_redirect_uri: Annotated[
+        str | None,
+        typer.Option(help="the URL the provider sends users back to", rich_help_panel=_LOGIN),
+    ] = None,
+    oauth_extra: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="KEY=VALUE",
+            help="a provider parameter (repeatable): for generic, AUTHORIZE_URL, TOKEN_URL, "
+            "USER_URL, USER_KEY; for azure, tenant; ...",
+            rich_help_panel=_LOGIN,
+        ),
+    ] = None,
+    oauth_encryption_key: Annotated[
+        str | None,
+        typer.Option(
+            help="key that encrypts OAuth tokens in cookies (or PANEL_OAUTH_ENCRYPTION)",
+            envvar="PANEL_OAUTH_ENCRYPTION",
+            rich_help_panel=_LOGIN,
+        ),
     ] = None,
     cookie_secret: Annotated[
-        str | None, typer.Option(help="secret that signs login cookies (set it with --basic-auth)")
+        str | None,
+        typer.Option(
+            help="secret that signs login cookies (set it when several processes serve)",
+            envvar="PANEL_COOKIE_SECRET",
+            rich_help_panel=_LOGIN,
+        ),
     ] = None,
+    no_login: Annotated[
+        bool,
+        typer.Option(
+            "--no-login",
+            help="serve a non-local --host without any login (everyone is one user)",
+            rich_help_panel=_LOGIN,
+        ),
+    ] = False,
     allow_websocket_origin: Annotated[
         list[str] | None,
         typer.Option(
@@ -241,14 +300,31 @@ def serve(
 ) -> None:
     """Serve the chat web app (http://localhost:5006 by default)."""
     from mixchat.ui import serve as serve_app
+    from mixchat.ui.server import Login
 
     updates = {key: value for key, value in (("host", host), ("port", port)) if value is not None}
+    extra = {}
+    for item in oauth_extra or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(f"--oauth-extra takes KEY=VALUE, not {item!r}")
+        extra[key.strip()] = value.strip()
+    login = Login(
+        basic_auth=basic_auth,
+        oauth_provider=oauth_provider,
+        oauth_key=oauth_key,
+        oauth_secret=oauth_secret,
+        oauth_redirect_uri=oauth_redirect_uri,
+        oauth_extra_params=extra,
+        oauth_encryption_key=oauth_encryption_key,
+        cookie_secret=cookie_secret,
+    )
     serve_app(
         _with_mcp(settings, mcp).model_copy(update=updates),
         num_procs=num_procs,
         show=show,
-        basic_auth=basic_auth,
-        cookie_secret=cookie_secret,
+        login=login,
+        no_login=no_login,
         allow_websocket_origin=allow_websocket_origin,
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import panel as pn
 
 from mixchat.config import Settings
@@ -10,7 +12,9 @@ from mixchat.store import LOCAL_OWNER
 from mixchat.ui.chat import ChatController
 from mixchat.ui.conversations import ConversationsPanel
 from mixchat.ui.sidebar import SettingsPanel
+from mixchat.ui.status import StatusView, UsageView
 from mixchat.ui.storage import StoreGateway
+from mixchat.ui.team import SESSIONS, ActiveSession, accounting_for, is_admin
 
 TITLE = "mixchat"
 ACCENT = "#4f46e5"
@@ -34,17 +38,31 @@ def _section(title: str, body: pn.viewable.Viewable, collapsed: bool = False) ->
 
 def create_app(settings: Settings, catalog: Catalog | None = None) -> pn.template.BootstrapTemplate:
     """The page for one session; the backend instance behind it is shared by all sessions."""
-    gateway = StoreGateway(settings, session_owner())
+    owner = session_owner()
+    gateway = StoreGateway(settings, owner)
     sidebar = SettingsPanel(settings, catalog)
-    chat = ChatController(sidebar, gateway)
+    accounting = accounting_for(settings)
+    chat = ChatController(sidebar, gateway, accounting)
+    usage = UsageView(accounting, owner)
+    admin = is_admin(settings, pn.state.user, pn.state.user_info)
+    status = StatusView(sidebar.catalog, accounting) if admin else None
+    _register_session(owner, sidebar)
     conversations = ConversationsPanel(
         gateway, on_open=chat.open, on_new=chat.new_chat, current=lambda: chat.conversation_id
     )
-    chat.on_saved = conversations.refresh
 
     async def start() -> None:
         await chat.check_store()
         await conversations.refresh()
+        await usage.refresh()
+        if status is not None:
+            await status.refresh()
+
+    async def saved() -> None:
+        await conversations.refresh()
+        await usage.refresh()
+
+    chat.on_saved = saved
 
     pn.state.onload(start)
     template = pn.template.BootstrapTemplate(
@@ -57,7 +75,38 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> pn.templat
             _section("Generation", sidebar.sampling_section(), collapsed=True),
             _section("Agent", sidebar.agent_section(), collapsed=True),
             _section("This conversation", conversations.manage_section(), collapsed=True),
+            _section("Your usage", usage.pane, collapsed=True),
+            *(
+                [_section("Server status (admin)", status.layout(), collapsed=True)]
+                if status
+                else []
+            ),
         ],
+        header=[_who(owner, admin)] if pn.state.user else [],
         main=[chat.interface],
     )
     return template
+
+
+def _who(user: str, admin: bool) -> pn.pane.HTML:
+    role = "admin" if admin else "user"
+    return pn.pane.HTML(
+        f"<span>{html.escape(user)} ({role}) · "
+        "<a href='./logout' style='color: white'>log out</a></span>",
+        styles={"color": "white", "margin-left": "auto"},
+        css_classes=["mixchat-who"],
+    )
+
+
+def _register_session(owner: str, sidebar: SettingsPanel) -> None:
+    """Count this page among the active sessions until its browser goes away."""
+    context = pn.state.curdoc.session_context if pn.state.curdoc else None
+    if context is None:
+        return
+    session_id = context.id
+    SESSIONS[session_id] = ActiveSession(owner, entry=lambda: sidebar.entry().display_name)
+
+    def gone(_: object) -> None:
+        SESSIONS.pop(session_id, None)
+
+    pn.state.on_session_destroyed(gone)

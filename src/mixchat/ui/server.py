@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import socket
+from dataclasses import dataclass, field
 from typing import Any
 
 import panel as pn
@@ -12,6 +13,7 @@ import panel as pn
 from mixchat.api import ApiAccess, api_routes
 from mixchat.config import Settings
 from mixchat.config.catalog import Catalog
+from mixchat.errors import ConfigError
 from mixchat.ui.app import TITLE, create_app
 from mixchat.ui.render import ASSETS, ASSETS_ROUTE
 
@@ -31,30 +33,92 @@ def url(settings: Settings, address: str | None = None) -> str:
     return f"http://{shown}:{settings.port}/"
 
 
+@dataclass(frozen=True)
+class Login:
+    """How users log in: Panel's basic auth (a password, or a JSON file of user: password) or
+    one of Panel's OAuth providers (``generic`` for any OIDC provider, ``github``, ``google``,
+    ``azure``, ``gitlab``, ...). None of them: nobody logs in, so the server stays local."""
+
+    basic_auth: str | None = None
+    oauth_provider: str | None = None
+    oauth_key: str | None = None
+    oauth_secret: str | None = None
+    oauth_redirect_uri: str | None = None
+    oauth_extra_params: dict[str, str] = field(default_factory=dict)
+    oauth_encryption_key: str | None = None
+    cookie_secret: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.basic_auth or self.oauth_provider)
+
+    def panel_options(self) -> dict[str, Any]:
+        """The keyword arguments of ``pn.serve`` for this login."""
+        if not self.configured:
+            return {}
+        options: dict[str, Any] = {"cookie_secret": self.cookie_secret or secrets.token_hex(32)}
+        if self.basic_auth:
+            options["basic_auth"] = self.basic_auth
+        else:
+            options.update(
+                oauth_provider=self.oauth_provider,
+                oauth_key=self.oauth_key,
+                oauth_secret=self.oauth_secret,
+                oauth_extra_params=dict(self.oauth_extra_params),
+            )
+            if self.oauth_redirect_uri:
+                options["oauth_redirect_uri"] = self.oauth_redirect_uri
+            if self.oauth_encryption_key:
+                options["oauth_encryption_key"] = self.oauth_encryption_key
+        return options
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def check_bind(host: str, login: Login, no_login: bool) -> str | None:
+    """Refuse a public address without a login; the note to log when serving without one."""
+    if login.configured:
+        if login.basic_auth and login.oauth_provider:
+            raise ConfigError("choose one login: --basic-auth or --oauth-provider, not both")
+        return None
+    if host not in LOCAL_HOSTS and not no_login:
+        raise ConfigError(
+            f"refusing to serve on {host} without a login: anyone who can reach it would share "
+            "one history and your models; add --basic-auth or --oauth-provider, or --no-login "
+            "if that is what you want"
+        )
+    if host in LOCAL_HOSTS:
+        return "no login configured: serving on this machine only (localhost)"
+    return f"no login configured (--no-login): everyone who can reach {host} is one user"
+
+
 def serve(
     settings: Settings,
     *,
     num_procs: int = 1,
     show: bool = False,
-    basic_auth: str | None = None,
-    cookie_secret: str | None = None,
+    login: Login | None = None,
+    no_login: bool = False,
     address: str | None = None,
     allow_websocket_origin: list[str] | None = None,
     **kwargs: Any,
 ) -> None:
     """Start the server on ``settings.host:settings.port``; blocks until it stops."""
+    login = login or Login()
+    host = address or settings.host
+    note = check_bind(host, login, no_login)
     catalog = Catalog.from_settings(settings)  # every bad entry is a line, before serving
     configure_panel()
-    options: dict[str, Any] = {}
-    if basic_auth:
-        options.update(basic_auth=basic_auth, cookie_secret=cookie_secret or secrets.token_hex(32))
-    host = address or settings.host
+    options = login.panel_options()
     # The API beside the app, plus any routes the caller adds (the benchmarks' probe).
     options["extra_patterns"] = [
-        *api_routes(api_access(settings, login=bool(basic_auth))),
+        *api_routes(api_access(settings, login=login.configured)),
         *kwargs.pop("extra_patterns", []),
     ]
     _log_to_stderr()
+    if note:
+        log.info("%s", note)
     log.info(
         "serving the chat app (%s) at %s",
         ", ".join(entry.display_name for entry in catalog.entries.values()),
