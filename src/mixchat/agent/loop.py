@@ -103,6 +103,16 @@ class Agent:
     def tool_names(self) -> list[str]:
         return list(self.tools)
 
+    def system_message(self, system_prompt: str = "") -> str:
+        """What the agent sends as its system message: the user's own system prompt first,
+        then the tool instructions (so a chat's "answer in French" holds in agent mode too)."""
+        tools = (
+            protocol.native_system_message()
+            if self.native_tools
+            else protocol.system_message(list(self.tools.values()))
+        )
+        return f"{system_prompt.strip()}\n\n{tools}" if system_prompt.strip() else tools
+
     @property
     def _objects(self) -> bool:
         """Some tools take a JSON object (their schema) rather than one string."""
@@ -116,14 +126,15 @@ class Agent:
         query: str,
         history: Sequence[Message] | None = None,
         cancel: CancelToken | None = None,
+        system_prompt: str = "",
     ) -> Events:
-        """Events of one answer; always ends with exactly one :class:`AgentFinished`."""
+        """Events of one answer; always ends with exactly one :class:`AgentFinished`.
+
+        ``history`` holds the earlier turns (a system message in it is left out: the user's
+        system prompt is ``system_prompt``, sent before the tool instructions).
+        """
         cancel = cancel or CancelToken()
-        system = (
-            protocol.native_system_message()
-            if self.native_tools
-            else protocol.system_message(list(self.tools.values()))
-        )
+        system = self.system_message(system_prompt)
         memory = Memory(system=system, query=query, history=clean_history(history))
         for step in range(1, self.max_steps + 1):
             yield StepStarted(step)

@@ -138,7 +138,9 @@ async def _agent_answer(
         tools = await agent_tools(settings)
         agent = Agent(backend, tools, max_steps=settings.agent_max_steps)
         return await print_agent_events(
-            agent.run(question, history=history, cancel=cancel),
+            agent.run(
+                question, history=history, cancel=cancel, system_prompt=settings.system_prompt
+            ),
             Console(stderr=True),
             answer_out=answer_out,
         )

@@ -111,6 +111,16 @@ class AgentStepsView:
             _set_title(card, "running", f"Step {step.number}: {step.tool}…")
 
 
+def make_agent(backend: Backend, settings: Settings, tools: list[Tool]) -> Agent:
+    return Agent(backend, tools=tools, max_steps=settings.agent_max_steps)
+
+
+async def agent_system_message(backend: Backend, settings: Settings, tools: list[Tool]) -> str:
+    """The system message the agent will send (MCP tools too), so the chat fits what is sent."""
+    tools = await agent_tools(settings, tools)
+    return make_agent(backend, settings, tools).system_message(settings.system_prompt)
+
+
 async def run_agent(
     backend: Backend,
     settings: Settings,
@@ -123,13 +133,18 @@ async def run_agent(
     steps = AgentStepsView()
     view.steps.objects = [steps.layout]
     tools = await agent_tools(settings, tools)  # with the MCP servers' tools
-    agent = Agent(backend, tools=tools, max_steps=settings.agent_max_steps)
+    agent = make_agent(backend, settings, tools)
     throttle = Throttle()
     start = time.perf_counter()
     first: float | None = None
     chunks = 0
     finished: AgentFinished | None = None
-    async for event in agent.run(messages[-1]["content"], history=messages[:-1], cancel=cancel):
+    async for event in agent.run(
+        messages[-1]["content"],
+        history=messages[:-1],
+        cancel=cancel,
+        system_prompt=settings.system_prompt,
+    ):
         if isinstance(event, AnswerDelta):
             first = first if first is not None else time.perf_counter() - start
             chunks += 1

@@ -18,7 +18,7 @@ import panel as pn
 from mixchat import backends
 from mixchat.accounting import Accounting
 from mixchat.backends import Backend, CancelToken, ChatRequest, Done, Queued, TextDelta
-from mixchat.config import Settings
+from mixchat.config import AGENT_SAMPLING, Settings
 from mixchat.errors import MixchatError
 from mixchat.outcome import Outcome, Stats
 from mixchat.store import Conversation, title_from
@@ -218,12 +218,18 @@ class ChatController:
         if not backend.loaded:
             view.set_status("Loading the model (once per server)…")
         await backend.load()
+        system, reply_tokens = settings.system_prompt, settings.max_tokens
+        if agent:  # fit what the agent sends: the tool instructions, its reply length
+            from mixchat.ui.agent_view import agent_system_message
+
+            system = await agent_system_message(backend, settings, self.sidebar.selected_tools())
+            reply_tokens = AGENT_SAMPLING.max_tokens
         messages, dropped = await asyncio.to_thread(
             fit_context,
-            self.history.messages(settings.system_prompt),
+            self.history.messages(system),
             backend.count_tokens,
             backend.context_length,
-            settings.max_tokens,
+            reply_tokens,
         )
         if dropped:
             view.set_notice(
