@@ -32,7 +32,7 @@ async def test_the_agent_sends_the_users_system_prompt_before_the_tool_instructi
     events = [
         e async for e in agent.run("what is 6*7?", history, system_prompt="Talk like a pirate.")
     ]
-    assert events[-1].reason == "answer"
+    assert events[-1].outcome == "stop"
     sent = backend.requests[0].messages
     system = sent[0]
     assert system["role"] == "system"
@@ -52,9 +52,9 @@ class RecordingEcho(EchoBackend):
     name = "recording-echo"
     requests: list[ChatRequest] = []
 
-    async def _generate(self, request: ChatRequest) -> AsyncIterator:  # type: ignore[type-arg]
+    async def generate(self, request: ChatRequest) -> AsyncIterator:  # type: ignore[type-arg]
         RecordingEcho.requests.append(request)
-        async for event in super()._generate(request):
+        async for event in super().generate(request):
             yield event
 
 
@@ -68,9 +68,7 @@ async def _fresh() -> AsyncIterator[None]:
 
 
 async def _say(chat: ChatController, text: str) -> None:
-    chat.interface.send(text, respond=False)
-    await chat._respond(text, "You", chat.interface)
-    await chat._settled()
+    await chat.send(text)
 
 
 async def test_agent_mode_in_the_chat_sends_the_system_prompt_and_fits_what_it_sends(

@@ -41,7 +41,7 @@ class SlowSerialBackend(Backend):
     def queue(self) -> RequestQueue:
         return self._queue
 
-    async def _generate(self, request: ChatRequest) -> AsyncIterator[TextDelta | Usage]:
+    async def generate(self, request: ChatRequest) -> AsyncIterator[TextDelta | Usage]:
         async with self._queue.slot(request.user):
             self.started.append(request.messages[-1]["content"])
             await asyncio.sleep(self.seconds)
@@ -172,9 +172,7 @@ def _controller(settings: Settings, user: str, accounting: Accounting) -> ChatCo
 
 
 async def _say(chat: ChatController, text: str) -> None:
-    chat.interface.send(text, respond=False)
-    await chat._respond(text, "You", chat.interface)
-    await chat._settled()
+    await chat.send(text)
 
 
 async def test_the_chat_records_usage_per_user_and_a_limit_is_a_clear_reply(

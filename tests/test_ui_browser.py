@@ -237,11 +237,15 @@ def test_agent_steps_show_as_cards(session: Session) -> None:
     page = session.page
     page.get_by_text("Agent", exact=True).first.click()  # open the sidebar's Agent card
     switch = page.locator("[role=switch]").first
-    switch.scroll_into_view_if_needed()
-    box = switch.bounding_box()
-    assert box is not None
-    page.mouse.click(box["x"] + box["width"] - 12, box["y"] + box["height"] / 2)  # the knob
-    page.wait_for_timeout(300)
+    for _ in range(3):  # the sidebar may still be moving (the conversation list loads)
+        page.wait_for_timeout(300)
+        switch.scroll_into_view_if_needed()
+        box = switch.bounding_box()
+        assert box is not None
+        page.mouse.click(box["x"] + box["width"] - 12, box["y"] + box["height"] / 2)  # the knob
+        page.wait_for_timeout(300)
+        if switch.get_attribute("aria-checked") == "true":
+            break
     assert switch.get_attribute("aria-checked") == "true"
     # the echo model repeats this tool call, so the agent runs the calculator
     session.send('{"tool_name": "Calculator", "input": "6*7"}')

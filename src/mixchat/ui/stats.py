@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from mixchat.errors import (
     AddressRefused,
-    LimitReached,
     AuthError,
     ContextOverflow,
+    LimitReached,
     MissingDependency,
     ModelLoadError,
     RateLimited,
