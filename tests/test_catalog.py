@@ -159,3 +159,28 @@ def test_serve_refuses_to_start_with_a_bad_catalog(tmp_path: Path) -> None:
     assert "mixchat: error: 2 bad model catalog entries" in result.stderr
     assert "models.a: unknown backend 'nope'" in result.stderr
     assert "models.b: top_p=3" in result.stderr
+
+
+def test_a_users_endpoint_carries_only_the_users_key_and_must_be_a_url() -> None:
+    from pydantic import SecretStr
+
+    from mixchat.config.catalog import user_entry
+    from mixchat.errors import AddressRefused
+
+    base = load_settings(
+        backend="openai",
+        base_url="http://gpu-box:8000/v1",
+        openai_api_key="sk-server",
+        mistral_api_key="sk-server-mistral",
+    )
+    mine = user_entry(base, "mistral", "https://api.example.org", None, SecretStr("sk-mine"))
+    assert mine.settings.mistral_api_key is not None
+    assert mine.settings.mistral_api_key.get_secret_value() == "sk-mine"
+    assert mine.settings.openai_api_key is None and mine.settings.untrusted_endpoint
+    keyless = user_entry(base, "openai", "https://api.example.org/v1", "m", None)
+    assert keyless.settings.openai_api_key is None  # never the server's key
+    for bad in ("TheBloke/Mixtral-GGUF:x.gguf", "/etc/passwd", "file:///etc/passwd", ""):
+        with pytest.raises(AddressRefused):
+            user_entry(base, "openai", bad, None, None)
+    with pytest.raises(ConfigError):
+        user_entry(base, "llamacpp", "https://api.example.org", None, None)

@@ -39,7 +39,7 @@ sys.addaudithook(_hook)
 """
 
 CONFIG = """
-allow_user_endpoints = false
+allow_user_endpoints = {allow}
 
 [models.team]
 name = "Team model"
@@ -117,16 +117,19 @@ def _send_and_wait(session: Session, text: str, count: int) -> str:
     return session.wait_for_replies(count, timeout=60)[-1]
 
 
+@pytest.mark.parametrize("allow", ["false", "true"], ids=["catalog-only", "user-endpoints"])
 def test_a_hostile_user_reaches_no_operator_key_and_no_server_file(
-    browser: Browser, tmp_path: Path
+    browser: Browser, tmp_path: Path, allow: str
 ) -> None:
+    """With user endpoints allowed too: the trap's loopback URL typed as "your endpoint" is
+    refused by the address guard before any connection, and no server key goes with it."""
     sentinel = tmp_path / "sentinel"
     sentinel.mkdir()
     (sentinel / "secret.gguf").write_bytes(b"GGUF" + b"\0" * 64)
     open_log = tmp_path / "opened.log"
     open_log.touch()
     with FaultServer() as operator, FaultServer() as trap:
-        config = CONFIG.format(operator=operator.url)
+        config = CONFIG.format(operator=operator.url, allow=allow)
         env = {
             "TEAM_KEY": TEAM_KEY,
             "OPENAI_API_KEY": ENV_OPENAI_KEY,
@@ -137,7 +140,7 @@ def test_a_hostile_user_reaches_no_operator_key_and_no_server_file(
         }
         with running_server(tmp_path, config=config, env=env) as server:
             opened_before = len(open_log.read_text().splitlines())
-            _attack(browser, server, sentinel, trap, operator)
+            _attack(browser, server, sentinel, trap, operator, allow)
             server_log = server.log.read_text()
         opened = open_log.read_text().splitlines()[opened_before:]
 
@@ -159,7 +162,12 @@ def test_a_hostile_user_reaches_no_operator_key_and_no_server_file(
 
 
 def _attack(
-    browser: Browser, server: Server, sentinel: Path, trap: FaultServer, operator: FaultServer
+    browser: Browser,
+    server: Server,
+    sentinel: Path,
+    trap: FaultServer,
+    operator: FaultServer,
+    allow: str,
 ) -> None:
     session = open_session(browser, server.url)
     page = session.page
@@ -182,8 +190,13 @@ def _attack(
             for value in values[:: 2 if label != labels[0] else 1]:
                 assert _type_everywhere(session, value) >= 2
             replies += 1
-            reply = _send_and_wait(session, f"try {label} {values[replies % len(values)]}", replies)
-            assert reply in (OPERATOR_REPLY, f"try {label} {values[replies % len(values)]}")
+            text = f"try {label} {values[replies % len(values)]}"
+            reply = _send_and_wait(session, text, replies)
+            footer = session.texts("mixchat-stats")[-1]
+            if "failed" in footer:  # only "your endpoint" fails: the URL typed is refused
+                assert allow == "true" and "public" in footer, footer
+            else:
+                assert reply in (OPERATOR_REPLY, text), reply
     # the browser's console: rewrite every value of every model on the page
     for value in values:
         changed = page.evaluate(_REWRITE_BOKEH, value)

@@ -298,6 +298,9 @@ def user_entry(
     """
     if kind not in KEY_FIELDS:
         raise ConfigError(f"an endpoint is {' or '.join(KEY_FIELDS)}, not {kind!r}")
+    from mixchat.backends.guard import split_url
+
+    split_url(url)  # an http(s) URL with a host, or AddressRefused now (addresses: at connect)
     keys: dict[str, Any] = {field: None for field in KEY_FIELDS.values()}
     keys[KEY_FIELDS[kind]] = key
     settings = base.model_copy(

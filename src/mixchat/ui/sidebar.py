@@ -163,11 +163,19 @@ class SettingsPanel(param.Parameterized):
 
     # -- choosing a model
     def _model_changed(self, *_: Any) -> None:
-        entry = self.entry()
-        self.about.object = _escape(entry.description)
+        entry = self._describe()
         cap = entry.max_tokens_cap(self.base.limits.max_tokens)
         self.max_tokens.end = max(self.max_tokens.start, min(_SLIDER_MAX_TOKENS, cap))
         self.reset_sampling()
+
+    def _describe(self) -> CatalogEntry:
+        entry = self.entry()
+        self.about.object = _escape(entry.description)
+        if self.model.value == USER_ENDPOINT and self._endpoint is None:
+            self.about.object = _escape(
+                f"Your endpoint is not set up yet: {entry.display_name} answers until it is."
+            )
+        return entry
 
     def _endpoint_changed(self, *_: Any) -> None:
         url = (self.base_url.value or "").strip()
@@ -185,8 +193,10 @@ class SettingsPanel(param.Parameterized):
             except MixchatError as error:
                 self._endpoint = None
                 self.key_status.object = _escape(str(error))
+                self._describe()
                 return
         self._show_key_status()
+        self._describe()
 
     # -- the API key never goes back to the browser
     def _take_key(self, event: param.parameterized.Event) -> None:
