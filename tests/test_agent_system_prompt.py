@@ -95,3 +95,10 @@ async def test_agent_mode_in_the_chat_sends_the_system_prompt_and_fits_what_it_s
     assert len(sent) < 1 + 8 + 1  # older turns were dropped to make room
     notice = chat.interface.objects[-1].object.objects[0]
     assert notice.visible and "oldest messages no longer fit" in notice.object
+
+
+async def test_the_agents_requests_take_the_users_turn_in_the_queue() -> None:
+    backend = ScriptedBackend([FINAL])
+    events = [e async for e in Agent(backend, user="alice").run("hi")]
+    assert events[-1].outcome == "stop"
+    assert [request.user for request in backend.requests] == ["alice"]

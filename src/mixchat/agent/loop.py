@@ -39,6 +39,7 @@ from mixchat.backends import (
     TextDelta,
     ToolCall,
 )
+from mixchat.backends.queue import ANONYMOUS
 from mixchat.config import AGENT_SAMPLING, SamplingParams
 from mixchat.errors import ConfigError
 from mixchat.messages import Message
@@ -81,6 +82,7 @@ class Agent:
         max_steps: int = 6,
         params: SamplingParams = AGENT_SAMPLING,
         native_tools: bool = False,
+        user: str = ANONYMOUS,
     ) -> None:
         if tools is None:
             from mixchat.tools import registered_tools
@@ -97,6 +99,7 @@ class Agent:
         self.max_steps = max_steps
         self.params = params
         self.native_tools = native_tools
+        self.user = user  # whose turn it is in the model's queue
         self.structured = not native_tools and bool(_STRUCTURED & backend.capabilities)
 
     @property
@@ -296,7 +299,7 @@ class Agent:
         self, memory: Memory, cancel: CancelToken, turn: _Turn, final: bool = False
     ) -> ChatRequest:
         messages = memory.to_messages(protocol.STEP_LIMIT_NOTE if final else "")
-        request = ChatRequest(messages=messages, params=self.params, cancel=cancel)
+        request = ChatRequest(messages=messages, params=self.params, cancel=cancel, user=self.user)
         if self.native_tools:
             request.tools = None if final else protocol.native_tool_specs(list(self.tools.values()))
         elif self.structured:

@@ -15,6 +15,7 @@ from mixchat.agent import Agent
 from mixchat.agent.events import AgentEvent, AgentFinished, AnswerDelta
 from mixchat.agent.steps import Step, StepLog
 from mixchat.backends import Backend, CancelToken
+from mixchat.backends.queue import ANONYMOUS
 from mixchat.config import Settings
 from mixchat.messages import Message
 from mixchat.outcome import Outcome, Stats
@@ -111,8 +112,10 @@ class AgentStepsView:
             _set_title(card, "running", f"Step {step.number}: {step.tool}…")
 
 
-def make_agent(backend: Backend, settings: Settings, tools: list[Tool]) -> Agent:
-    return Agent(backend, tools=tools, max_steps=settings.agent_max_steps)
+def make_agent(
+    backend: Backend, settings: Settings, tools: list[Tool], user: str = ANONYMOUS
+) -> Agent:
+    return Agent(backend, tools=tools, max_steps=settings.agent_max_steps, user=user)
 
 
 async def agent_system_message(backend: Backend, settings: Settings, tools: list[Tool]) -> str:
@@ -128,12 +131,13 @@ async def run_agent(
     messages: list[Message],
     view: ReplyView,
     cancel: CancelToken,
+    user: str = ANONYMOUS,
 ) -> FinishedReply:
     """Run the agent on the last user message; steps become cards, the answer streams."""
     steps = AgentStepsView()
     view.steps.objects = [steps.layout]
     tools = await agent_tools(settings, tools)  # with the MCP servers' tools
-    agent = make_agent(backend, settings, tools)
+    agent = make_agent(backend, settings, tools, user)
     throttle = Throttle()
     start = time.perf_counter()
     first: float | None = None

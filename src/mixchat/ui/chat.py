@@ -240,9 +240,9 @@ class ChatController:
         if agent:
             from mixchat.ui.agent_view import run_agent
 
-            return await run_agent(
-                backend, settings, self.sidebar.selected_tools(), messages, view, cancel
-            )
+            tools = self.sidebar.selected_tools()
+            owner = self.gateway.owner
+            return await run_agent(backend, settings, tools, messages, view, cancel, owner)
         request = ChatRequest(
             messages, params=settings.sampling(), cancel=cancel, user=self.gateway.owner
         )
