@@ -33,13 +33,9 @@ class SlowSerialBackend(Backend):
 
     def __init__(self, settings: Settings, seconds: float = 0.05) -> None:
         super().__init__(settings)
-        self._queue = RequestQueue()
+        self.queue = self._queue = RequestQueue()
         self.seconds = seconds
         self.started: list[str] = []  # the first message of each request, when it got the model
-
-    @property
-    def queue(self) -> RequestQueue:
-        return self._queue
 
     async def generate(self, request: ChatRequest) -> AsyncIterator[TextDelta | Usage]:
         async with self._queue.slot(request.user):
@@ -128,7 +124,7 @@ async def test_over_the_daily_tokens_says_when_it_frees_and_the_next_day_works(
 ) -> None:
     now = [datetime(2026, 5, 4, 21, 30, tzinfo=timezone.utc)]
     store = ConversationStore(f"sqlite:///{tmp_path / 'usage.db'}")
-    accounting = Accounting(UserLimits(tokens_per_day=15), store, clock=lambda: now[0])
+    accounting = Accounting(UserLimits(tokens_per_day=15), lambda: store, clock=lambda: now[0])
     async with accounting.admit("alice", "team") as ticket:
         ticket.used(7, 3)
     async with accounting.admit("alice", "team") as ticket:
@@ -186,7 +182,7 @@ async def test_the_chat_records_usage_per_user_and_a_limit_is_a_clear_reply(
         models={"quick": {"backend": "echo", "name": "Quick"}},
     )
     store = ConversationStore(settings.database)
-    accounting = Accounting(settings.limits, store)
+    accounting = Accounting(settings.limits, lambda: store)
     alice = _controller(settings, "alice", accounting)
     bob = _controller(settings, "bob", accounting)
     await _say(alice, "one two three four five six")

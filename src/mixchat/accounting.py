@@ -4,7 +4,7 @@ One place answers "may user U run a request on model M now, and if not, which li
 and when does it free up", and records what each request used, per user and model. The web
 app calls it for every reply; the OpenAI-compatible API calls it the same way::
 
-    accounting = Accounting(settings.limits, book=store)
+    accounting = Accounting(settings.limits, book=lambda: store)
     async with accounting.admit(user, entry.name) as ticket:    # or LimitReached
         params = params.model_copy(update={"max_tokens": ticket.cap(entry, asked)})
         ... stream the reply ...
@@ -94,9 +94,11 @@ class Accounting:
     def __init__(
         self,
         limits: UserLimits,
-        book: UsageBook | None = None,
+        book: Callable[[], UsageBook] | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
+        """``book`` returns where usage is kept (the store); it may raise while the store is
+        unavailable, and then tokens are counted in memory."""
         self.limits = limits
         self.book = book
         self.clock = clock
@@ -157,14 +159,16 @@ class Accounting:
     async def record(self, ticket: Ticket) -> None:
         """Keep a request's tokens in the store (or in memory while the store is off)."""
         if self.book is not None:
+            book = self.book
             try:
                 await asyncio.to_thread(
-                    self.book.record_usage,
-                    ticket.user,
-                    ticket.model,
-                    ticket.prompt_tokens,
-                    ticket.completion_tokens,
-                    self.clock(),
+                    lambda: book().record_usage(
+                        ticket.user,
+                        ticket.model,
+                        ticket.prompt_tokens,
+                        ticket.completion_tokens,
+                        self.clock(),
+                    )
                 )
                 return
             except Exception as error:  # the store went away: keep counting here
@@ -176,8 +180,9 @@ class Accounting:
         day = start_of_day(self.clock())
         booked = 0
         if self.book is not None:
+            book = self.book
             try:
-                booked = await asyncio.to_thread(self.book.tokens_since, user, day)
+                booked = await asyncio.to_thread(lambda: book().tokens_since(user, day))
             except Exception as error:
                 log.warning("cannot read usage: %s", error)
         return booked + self._unbooked[(user, day)]
@@ -186,4 +191,9 @@ class Accounting:
         """Totals per user and model (``user=None``: everyone, for admins)."""
         if self.book is None:
             return []
-        return await asyncio.to_thread(self.book.usage, user, since)
+        book = self.book
+        try:
+            return await asyncio.to_thread(lambda: book().usage(user, since))
+        except Exception as error:  # the store is off: nothing to show
+            log.warning("cannot read usage: %s", error)
+            return []

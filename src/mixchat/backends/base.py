@@ -151,6 +151,9 @@ class Backend(ABC):
     default_model: ClassVar[str | None] = None
     #: Models to list in ``mixchat models`` (the backend may accept others).
     known_models: ClassVar[tuple[str, ...]] = ()
+    #: The fair queue in front of a model that serves one request at a time (llama.cpp,
+    #: transformers); None where requests run side by side (a remote server queues its own).
+    queue: RequestQueue | None = None
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -192,12 +195,6 @@ class Backend(ABC):
     @property
     def loaded(self) -> bool:
         return self._loaded
-
-    @property
-    def queue(self) -> RequestQueue | None:
-        """The fair queue in front of a model that serves one request at a time; None for a
-        backend that serves many at once (a remote server queues on its side)."""
-        return None
 
     async def load_model(self) -> None:
         """Slow set-up (weights, clients); run blocking parts with ``asyncio.to_thread``."""

@@ -16,7 +16,6 @@ from typing import Any
 from mixchat.accounting import Accounting
 from mixchat.config import Settings
 from mixchat.config.catalog import CatalogEntry
-from mixchat.store import UsageTotal
 from mixchat.ui.reply import FinishedReply
 from mixchat.ui.storage import _open
 
@@ -24,36 +23,12 @@ _ACCOUNTING: dict[str, Accounting] = {}
 _LOCK = threading.Lock()
 
 
-class StoreBook:
-    """The usage book of the process's shared store; raises StoreError while history is off
-    (Accounting then counts in memory)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def record_usage(
-        self,
-        owner: str,
-        model: str,
-        prompt_tokens: int,
-        completion_tokens: int,
-        at: datetime | None = None,
-    ) -> None:
-        _open(self.settings).record_usage(owner, model, prompt_tokens, completion_tokens, at)
-
-    def tokens_since(self, owner: str, since: datetime) -> int:
-        return _open(self.settings).tokens_since(owner, since)
-
-    def usage(self, owner: str | None, since: datetime | None = None) -> list[UsageTotal]:
-        return _open(self.settings).usage(owner, since)
-
-
 def accounting_for(settings: Settings) -> Accounting:
     """The process's Accounting for this database: every session counts against the same."""
     with _LOCK:
         key = settings.database
         if key not in _ACCOUNTING:
-            _ACCOUNTING[key] = Accounting(settings.limits, StoreBook(settings))
+            _ACCOUNTING[key] = Accounting(settings.limits, lambda: _open(settings))
         return _ACCOUNTING[key]
 
 
