@@ -26,6 +26,7 @@ import httpx2
 
 from mixchat.backends.base import Backend, ChatRequest, ToolCall
 from mixchat.backends.events import TextDelta, Usage
+from mixchat.backends.guard import cause_of
 from mixchat.backends.remote import failures
 from mixchat.backends.remote.assembler import ReplyAssembler
 from mixchat.backends.remote.failures import (
@@ -37,7 +38,6 @@ from mixchat.backends.remote.failures import (
     key_fingerprint,
 )
 from mixchat.config import SamplingParams, Settings
-from mixchat.backends.guard import cause_of
 from mixchat.errors import AddressRefused, MixchatError
 
 log = logging.getLogger(__name__)

@@ -117,7 +117,9 @@ class TransformersBackend(Backend):
             raise BadRequest(str(exc)) from exc
         max_new = self._room_for_reply(len(ids), request.params.max_tokens)
         produce = functools.partial(self._produce, ids, request.params, max_new, request.cancel)
-        async with aclosing(relay_in_turn(self._queue, produce, self._executor, request.user)) as items:
+        async with aclosing(
+            relay_in_turn(self._queue, produce, self._executor, request.user)
+        ) as items:
             async for item in items:
                 yield item
 
