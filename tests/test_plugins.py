@@ -107,7 +107,8 @@ async def test_an_installed_backend_and_tool_in_the_app_and_the_agent(installed:
 
     assert "foo" in backends.names()
     panel = SettingsPanel(load_settings(backend="foo"))
-    assert "foo" in panel.backend.options and "Shout" in panel.tools.options
+    # the app offers the catalog: here the one entry that --backend foo makes
+    assert "foo" in panel.model.options.values() and "Shout" in panel.tools.options
     backend = backends.get_backend(panel.settings())
     reply = await backend.complete(backends.ChatRequest([{"role": "user", "content": "hi"}]))
     assert reply.text == "foo says: hi"
