@@ -224,8 +224,8 @@ async def test_a_user_endpoint_on_loopback_fails_clearly_and_sends_nothing() -> 
         backend = backend_class("openai")(settings)
         reply = await backend.complete(ChatRequest([{"role": "user", "content": "hi"}]))
         await backend.aclose()
-        assert reply.done.finish_reason == "error"
-        assert reply.done.error_type == "AddressRefused"
+        assert reply.done.outcome == "error"
+        assert isinstance(reply.done.exception, AddressRefused)
         assert "loopback" in (reply.done.error or "") and "sk-user-own" not in reply.done.error
         assert fault.requests == []
         allowed = settings.model_copy(update={"user_endpoint_allow": [f"127.0.0.1:{fault.port}"]})
@@ -249,5 +249,5 @@ async def test_the_mistral_backend_is_guarded_too() -> None:
         backend = backend_class("mistral")(settings)
         reply = await backend.complete(ChatRequest([{"role": "user", "content": "hi"}]))
         await backend.aclose()
-        assert reply.done.error_type == "AddressRefused", reply.done.error
+        assert isinstance(reply.done.exception, AddressRefused), reply.done.error
         assert fault.requests == []

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mixchat import backends
 from mixchat.config import load_settings
 from mixchat.config.catalog import Catalog
 from mixchat.errors import ConfigError
@@ -113,8 +114,7 @@ backend = "openai"
         "models.typo: unknown field 'temprature'",
         "models.hot: temperature=7: Input should be less than or equal to 2",
         "models.missing: GGUF file not found: /no/such/model.gguf",
-        "models.what: unknown backend 'nope': choose one of echo, llamacpp, transformers, "
-        "mistral, openai",
+        "models.what: unknown backend 'nope': choose one of " + ", ".join(backends.names()),
         "models.nobackend: backend is required",
         "models.nourl: an openai entry needs base_url (or an API key for the OpenAI API)",
     ]
