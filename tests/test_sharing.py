@@ -225,3 +225,34 @@ def test_mixchat_usage_prints_tokens_per_user_and_model(tmp_path: Path) -> None:
         env=env,
     )
     assert "alice" not in only.stdout and "bob" in only.stdout
+
+
+async def test_the_api_uses_the_catalog_and_the_same_limits(tmp_path: Path) -> None:
+    from mixchat.api.access import AccountingGate, ApiAccess
+    from mixchat.api.schema import ApiError
+    from mixchat.config.catalog import Catalog
+
+    settings = load_settings(
+        data_dir=tmp_path,
+        limits={"tokens_per_day": 10, "max_tokens": 64},
+        models={"quick": {"backend": "echo", "max_tokens_limit": 32}, "other": {"backend": "echo"}},
+    )
+    store = ConversationStore(settings.database)
+    accounting = Accounting(settings.limits, lambda: store)
+    access = ApiAccess(
+        settings, gate=AccountingGate(accounting), catalog=Catalog.from_settings(settings)
+    )
+    assert list(access.models()) == ["quick", "other"]
+    assert access.max_tokens_cap("quick") == 32 and access.max_tokens_cap("other") == 64
+    await access.gate.admit("carol", "quick")
+    assert accounting.in_flight["carol"] == 1
+    await access.gate.record("carol", "quick", 8, 4)
+    assert accounting.in_flight["carol"] == 0
+    assert [(t.owner, t.model, t.total_tokens) for t in store.usage(None)] == [
+        ("carol", "quick", 12)
+    ]
+    with pytest.raises(ApiError) as raised:
+        await access.gate.admit("carol", "other")
+    assert raised.value.status == 429 and "tokens_per_day" in raised.value.message
+    await access.gate.admit("dave", "other")  # another user is not held up
+    store.close()

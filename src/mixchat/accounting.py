@@ -142,19 +142,28 @@ class Accounting:
 
         Raises LimitReached (saying which limit and when it frees up) before anything runs.
         """
+        ticket = await self.start(user, model)
+        try:
+            yield ticket
+        finally:
+            await self.finish(ticket)
+
+    async def start(self, user: str, model: str) -> Ticket:
+        """:meth:`admit` in two halves, for callers that cannot hold a block open (the API's
+        handler): take a place in flight now (or LimitReached), and :meth:`finish` it later."""
         refused = await self.refusal(user, model) or self._too_many_in_flight(user)
         if refused is not None:  # (checked again: another tab may have started meanwhile)
             raise refused
         self.in_flight[user] += 1
-        ticket = Ticket(user, model, self.limits.max_tokens)
-        try:
-            yield ticket
-        finally:
-            self.in_flight[user] -= 1
-            if self.in_flight[user] <= 0:
-                del self.in_flight[user]
-            if ticket.prompt_tokens or ticket.completion_tokens:
-                await self.record(ticket)
+        return Ticket(user, model, self.limits.max_tokens)
+
+    async def finish(self, ticket: Ticket) -> None:
+        """Give the place back and record the ticket's tokens."""
+        self.in_flight[ticket.user] -= 1
+        if self.in_flight[ticket.user] <= 0:
+            del self.in_flight[ticket.user]
+        if ticket.prompt_tokens or ticket.completion_tokens:
+            await self.record(ticket)
 
     async def record(self, ticket: Ticket) -> None:
         """Keep a request's tokens in the store (or in memory while the store is off)."""

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from mixchat.api.schema import ApiError, ChatCompletionRequest
 from mixchat.api.tool_calls import ToolPlan, call_text, result_text, tool_plan
 from mixchat.backends import Backend, CancelToken, Capability, ChatRequest, Done, TextDelta
+from mixchat.backends.queue import ANONYMOUS
 from mixchat.config import Settings, validate_sampling
 from mixchat.errors import ConfigError, ContextOverflow, MixchatError
 from mixchat.messages import Message
@@ -136,13 +137,20 @@ class Completion:
 
 
 def start_completion(
-    backend: Backend, settings: Settings, request: ChatCompletionRequest, model: str
+    backend: Backend,
+    settings: Settings,
+    request: ChatCompletionRequest,
+    model: str,
+    user: str = ANONYMOUS,
+    max_tokens_cap: int | None = None,
 ) -> Completion:
     """The completion of ``request`` on ``backend`` (sampling: the server's, then the request's)."""
     plan = tool_plan(request)
     messages, prefix = to_messages(request.messages, plan)
     # Without max_tokens a reply may fill the context, as with OpenAI (llama.cpp caps it there).
     limit = request.token_limit or min(backend.context_length or settings.max_tokens, 131072)
+    if max_tokens_cap is not None:  # the operator's limit for this model and user
+        limit = min(limit, max_tokens_cap)
     overrides: dict[str, Any] = {
         "temperature": request.temperature,
         "top_p": request.top_p,
@@ -156,7 +164,7 @@ def start_completion(
         params = validate_sampling(**base)
     except MixchatError as error:
         raise ApiError(400, str(error)) from None
-    chat = ChatRequest(messages, params=params, assistant_prefix=prefix)
+    chat = ChatRequest(messages, params=params, assistant_prefix=prefix, user=user)
     if plan is not None and _CONSTRAINED & backend.capabilities:
         chat.json_schema = plan.schema()
     return Completion(backend, request, chat, plan, model)

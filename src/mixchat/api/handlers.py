@@ -70,8 +70,19 @@ class ChatCompletionsHandler(_ApiHandler):
             request = parse_request(self.request.body)
             backend = self.access.backend(request.model)
             await self.access.gate.admit(user, request.model)
-            completion = start_completion(backend, self.access.settings, request, request.model)
         except ApiError as error:
+            return self._error(error)
+        try:
+            completion = start_completion(
+                backend,
+                self.access.settings_for(request.model),
+                request,
+                request.model,
+                user=user,
+                max_tokens_cap=self.access.max_tokens_cap(request.model),
+            )
+        except ApiError as error:
+            await self.access.gate.record(user, request.model, 0, 0)  # its place is free again
             return self._error(error)
         self._cancel = completion.cancel
         try:

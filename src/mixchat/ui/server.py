@@ -113,7 +113,7 @@ def serve(
     options = login.panel_options()
     # The API beside the app, plus any routes the caller adds (the benchmarks' probe).
     options["extra_patterns"] = [
-        *api_routes(api_access(settings, login=login.configured)),
+        *api_routes(api_access(settings, login=login.configured, catalog=catalog)),
         *kwargs.pop("extra_patterns", []),
     ]
     _log_to_stderr()
@@ -141,14 +141,20 @@ def serve(
     )
 
 
-def api_access(settings: Settings, login: bool) -> ApiAccess:
-    """With a login the API wants users' keys (from the store); without, localhost only."""
+def api_access(settings: Settings, login: bool, catalog: Catalog | None = None) -> ApiAccess:
+    """The API on the catalog, with the web app's per-user limits and usage; with a login it
+    wants users' keys (from the store), without one it answers on localhost only."""
+    from mixchat.api.access import AccountingGate
+    from mixchat.ui.team import accounting_for
+
+    gate = AccountingGate(accounting_for(settings))
     if not login:
-        return ApiAccess(settings)
+        return ApiAccess(settings, gate=gate, catalog=catalog)
     from mixchat.store import ConversationStore
     from mixchat.store.api_keys import ApiKeys
 
-    return ApiAccess(settings, keys=ApiKeys(lambda: ConversationStore.from_settings(settings)))
+    keys = ApiKeys(lambda: ConversationStore.from_settings(settings))
+    return ApiAccess(settings, keys=keys, gate=gate, catalog=catalog)
 
 
 def websocket_origins(host: str, port: int, extra: list[str] | None = None) -> list[str]:
