@@ -138,7 +138,7 @@ def test_a_hostile_user_reaches_no_operator_key_and_no_server_file(
             "PYTHONPATH": str(_sitecustomize(tmp_path)),
             "MIXCHAT_TEST_OPEN_LOG": str(open_log),
         }
-        with running_server(tmp_path, config=config, env=env) as server:
+        with running_server(tmp_path, config=config, env=env, timeout=240) as server:
             opened_before = len(open_log.read_text().splitlines())
             _attack(browser, server, sentinel, trap, operator, allow)
             server_log = server.log.read_text()
