@@ -17,7 +17,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 # The CPU build of PyTorch (a plain `torch` requirement pulls a multi-GB CUDA build).
 TORCH ?= torch==2.13.0
 
-.PHONY: run test install install-test system-test-deps bench lint clean
+.PHONY: run test install install-test system-test-deps bench lint clean assets
 
 run: install
 	$(VENV)/bin/mixchat serve
@@ -51,6 +51,12 @@ system-test-deps:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 	    chromium postgresql fonts-dejavu-core ; }
+
+# The transcript's browser code (markdown-it, DOMPurify, KaTeX, highlight.js) from npm, bundled
+# by esbuild into src/mixchat/ui/transcript/dist/ and ui/assets/katex/ (committed: `make run`
+# needs no Node). Run after changing transcript.js or transcript.css, or to update the libraries.
+assets:
+	cd js && npm ci --no-audit --no-fund && node build.mjs
 
 # The checks CI runs before the tests: types (mypy, configured in pyproject.toml), format, lint.
 LINTED := src tests benchmarks

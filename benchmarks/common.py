@@ -15,6 +15,9 @@ from mixchat.config import SamplingParams, Settings, load_settings
 
 #: The base model repeats its prompt forever, so greedy replies run to max_tokens.
 LONG_PROMPT = "Count from 1 to 300, one number per line."
+#: What each echo session sends (and must get back): 300 words, ~3 s at 10 ms a token.
+ECHO_PROMPT = " ".join(f"echo{index:03d}" for index in range(300))
+ECHO_DELAY = 0.01
 SEED = 0
 
 
@@ -25,7 +28,11 @@ class Config:
     quick: bool = False
     reply_tokens: int = 256
     repetitions: int = 3
-    sessions: tuple[int, ...] = (1, 2, 4, 8)
+    sessions: tuple[int, ...] = (1, 8)
+    #: Sessions streaming at once on the echo backend (the web tier alone).
+    echo_sessions: tuple[int, ...] = (1, 8, 32)
+    #: Exchanges of the one conversation whose CPU per exchange is plotted.
+    web_turns: int = 40
     concurrent_tokens: int = 128
     wire_tokens: int = 1000
     turns: int = 10
@@ -45,6 +52,8 @@ class Config:
             reply_tokens=16,
             repetitions=1,
             sessions=(1, 2),
+            echo_sessions=(1, 2),
+            web_turns=3,
             concurrent_tokens=16,
             wire_tokens=32,
             turns=3,

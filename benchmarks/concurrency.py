@@ -19,7 +19,9 @@ MB = 1024 * 1024
 SETTLE = 3.0  # seconds of streaming before the newcomer opens the app
 
 
-async def _load(browser: Chromium, server: Server, sessions: int) -> dict[str, Any]:
+async def _load(
+    browser: Chromium, server: Server, sessions: int, prompt: str = LONG_PROMPT
+) -> dict[str, Any]:
     """All sessions send at once; then, while they stream, a newcomer opens the app.
 
     The lag is read in two windows: the replies alone (until ``SETTLE`` seconds or the first
@@ -30,7 +32,7 @@ async def _load(browser: Chromium, server: Server, sessions: int) -> dict[str, A
     cpu = cpu_seconds(serving), cpu_seconds(me, "chrom")
     try:
         server.probe_report(reset=True)
-        replies = asyncio.ensure_future(asyncio.gather(*(page.send(LONG_PROMPT) for page in pages)))
+        replies = asyncio.ensure_future(asyncio.gather(*(page.send(prompt) for page in pages)))
         await asyncio.wait([replies], timeout=SETTLE)
         streaming = server.probe_report(reset=True)
         newcomer, page_load = await browser.open_chat(server.url)
@@ -42,6 +44,7 @@ async def _load(browser: Chromium, server: Server, sessions: int) -> dict[str, A
         await asyncio.gather(*(page.page.close() for page in pages))
     return {
         "completion": [reply.finished for reply in done],
+        "texts": [reply.text for reply in done],
         "page_load": page_load,
         "lag_p99": streaming["lag_p99"],
         "lag_max": streaming["lag_max"],
@@ -53,17 +56,33 @@ async def _load(browser: Chromium, server: Server, sessions: int) -> dict[str, A
     }
 
 
-async def run(cfg: Config, browser: Chromium, server: Server) -> list[Section]:
-    load, memory = Section("Concurrency"), Section("Memory")
+async def run(
+    cfg: Config,
+    browser: Chromium,
+    server: Server,
+    *,
+    title: str = "Concurrency",
+    sessions: tuple[int, ...] | None = None,
+    prompt: str = LONG_PROMPT,
+    lag_targets: dict[int, float] | None = None,
+    expected: str | None = None,
+) -> list[Section]:
+    """Load levels on one server; ``expected``: the text every reply must be (echo)."""
+    load, memory = Section(title), Section("Memory")
     clock = Stopwatch()
     idle = server.probe_report(reset=True)["rss"]
     warm: ChatPage = (await browser.open_chat(server.url))[0]
-    await warm.send(LONG_PROMPT)  # loads the model
+    await warm.send(prompt)  # loads the model
     await warm.page.close()
     loaded = server.probe_report(reset=True)["rss"]
-    levels = {n: await _load(browser, server, n) for n in cfg.sessions}
-    top = max(cfg.sessions)
+    levels_run = sessions or cfg.sessions
+    levels = {n: await _load(browser, server, n, prompt) for n in levels_run}
+    top = max(levels_run)
+    targets = lag_targets or {top: 50.0}
     for n, found in levels.items():
+        if expected is not None:
+            wrong = sum(text.strip() != expected for text in found["texts"])
+            load.add(f"{n} sessions: replies not exactly as expected", wrong, "", target=0)
         times = found["completion"]
         load.add(
             f"{n} sessions: completion time, median / slowest",
@@ -76,7 +95,7 @@ async def run(cfg: Config, browser: Chromium, server: Server) -> list[Section]:
             f"{n} sessions: event-loop lag p99, replies streaming",
             found["lag_p99"] * 1000,
             "ms",
-            target=50 if n == top else None,
+            target=targets.get(n),
         )
         load.add(
             f"{n} sessions: event-loop lag max, replies streaming", found["lag_max"] * 1000, "ms"
@@ -85,7 +104,7 @@ async def run(cfg: Config, browser: Chromium, server: Server) -> list[Section]:
             f"{n} sessions: event-loop lag p99, while a new page opens",
             found["lag_p99_page"] * 1000,
             "ms",
-            target=50 if n == top else None,
+            target=targets.get(n),
         )
         load.add(
             f"{n} sessions: event-loop lag max, while a new page opens",
@@ -96,10 +115,15 @@ async def run(cfg: Config, browser: Chromium, server: Server) -> list[Section]:
             f"{n} sessions: new page load",
             found["page_load"],
             "s",
-            target=2.0 if n == top else None,
+            target=2.0 if n == 8 or (n == top and top < 8) else None,
         )
+    what = (
+        f"echo replies of {len(prompt.split())} words"
+        if expected is not None
+        else f"{cfg.concurrent_tokens}-token greedy replies"
+    )
     load.notes.append(
-        f"{cfg.concurrent_tokens}-token greedy replies; completion time runs from the Enter key "
+        f"{what}; completion time runs from the Enter key "
         "to the reply's finished footer; the model answers one request at a time, so it grows "
         "with the queue. Lag: how late a task on the server's event loop wakes from 10 ms sleeps, "
         f"read over the first {SETTLE:g} s of streaming, then over the rest, while a new tab "
@@ -110,6 +134,10 @@ async def run(cfg: Config, browser: Chromium, server: Server) -> list[Section]:
     memory.add(
         f"server peak RSS under {top} sessions", levels[top]["peak_rss"] / MB, "MB", target=1536
     )
-    load.series = {n: {k: v for k, v in found.items()} for n, found in levels.items()}
+    load.series = {
+        n: {k: v for k, v in found.items() if k != "texts"} for n, found in levels.items()
+    }
     load.seconds = clock()
+    if expected is not None:  # the echo server's memory says nothing about the model's
+        return [load]
     return [load, memory]

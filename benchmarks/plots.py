@@ -58,7 +58,9 @@ def concurrency(section: Section, path: Path) -> None:
         "s--",
         label="max, new page opening",
     )
-    axes[1].axhline(50, color="#dc2626", linewidth=1, label="target p99 50 ms")
+    axes[1].axhline(50, color="#dc2626", linewidth=1, label="target p99 50 ms (8 sessions)")
+    if max(levels) >= 32:
+        axes[1].axhline(100, color="#f59e0b", linewidth=1, label="target p99 100 ms (32)")
     axes[1].set_title("Server event-loop lag")
     axes[1].set_ylabel("ms")
     axes[1].legend(fontsize="small")
@@ -101,7 +103,30 @@ def multiturn(section: Section, path: Path) -> None:
     plt.close(fig)
 
 
+def webtier(section: Section, path: Path) -> None:
+    cpu, ratio = section.series["cpu"], section.series["ratio"]
+    turns = list(range(1, len(cpu) + 1))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(turns, cpu, "o-", color="#4f46e5", markersize=3)
+    left.axhline(20, color="#dc2626", linewidth=1, label="target 20 ms")
+    left.set_title("Server CPU per exchange (echo backend)")
+    left.set_ylabel("ms of server CPU")
+    right.plot(turns, ratio, "o-", color="#4f46e5", markersize=3)
+    right.axhline(3, color="#dc2626", linewidth=1, label="target 3x")
+    right.set_title("Websocket bytes per exchange / reply bytes")
+    right.set_ylabel("x")
+    for axis in (left, right):
+        axis.set_xlabel("exchange number in the conversation")
+        axis.set_ylim(bottom=0)
+        axis.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 DRAWERS = {
+    "Web tier (echo backend)": ("webtier.png", webtier),
+    "Concurrency (echo backend)": ("concurrency-echo.png", concurrency),
     "Streaming overhead": ("streaming.png", streaming),
     "Concurrency": ("concurrency.png", concurrency),
     "Multi-turn prefix reuse": ("multiturn.png", multiturn),

@@ -11,6 +11,8 @@ from pathlib import Path
 from common import Config, Row, Section
 
 PLOTS = {
+    "webtier.png": "Web tier: server CPU and websocket bytes per exchange over a conversation",
+    "concurrency-echo.png": "Concurrency on the echo backend: the web tier under 1, 8, 32 sessions",
     "streaming.png": "Streaming: tokens/s and time to first token per path",
     "concurrency.png": "Concurrency: completion time, event-loop lag and page load per load level",
     "multiturn.png": "Multi-turn: prompt processing time per turn, with and without prefix reuse",

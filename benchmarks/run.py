@@ -30,8 +30,9 @@ import multiturn
 import plots
 import report
 import streaming
+import webtier
 import wire
-from common import Config, Section
+from common import ECHO_DELAY, ECHO_PROMPT, Config, Section
 from web import Chromium, Server
 
 from mixchat.backends import get_backend
@@ -75,11 +76,15 @@ class Runner:
         )
         return result
 
-    def server(self, name: str, max_tokens: int, probe: bool = False) -> Server:
+    def server(self, name: str, max_tokens: int, probe: bool = False, echo: bool = False) -> Server:
         start = Server.probe if probe else Server.cli
-        return start(
-            server_settings(self.cfg, max_tokens), self.env(name), self.scratch / f"{name}.log"
-        )
+        settings = server_settings(self.cfg, max_tokens)
+        if echo:  # the web tier alone: a fast fake model, a conversation stored beforehand
+            settings = {"backend": "echo", "max_tokens": 4096}
+            env = {**self.env(name), "MIXCHAT_ECHO_DELAY": str(ECHO_DELAY)}
+            webtier.seed_conversation(env["MIXCHAT_DATABASE_URL"])
+            return start(settings, env, self.scratch / f"{name}.log")
+        return start(settings, self.env(name), self.scratch / f"{name}.log")
 
     async def run(self) -> None:
         cfg = self.cfg
@@ -105,6 +110,29 @@ class Runner:
                 work=lambda server: concurrency.run(cfg, browser, server),
             )
             await self.with_server(
+                "web tier",
+                0,
+                probe=False,
+                echo=True,
+                work=lambda server: webtier.run(cfg, browser, server),
+            )
+            await self.with_server(
+                "concurrency (echo)",
+                0,
+                probe=True,
+                echo=True,
+                work=lambda server: concurrency.run(
+                    cfg,
+                    browser,
+                    server,
+                    title="Concurrency (echo backend)",
+                    sessions=cfg.echo_sessions,
+                    prompt=ECHO_PROMPT,
+                    lag_targets={8: 50.0, 32: 100.0},
+                    expected=ECHO_PROMPT,
+                ),
+            )
+            await self.with_server(
                 "wire",
                 cfg.wire_tokens,
                 probe=False,
@@ -112,8 +140,10 @@ class Runner:
             )
         await backend.aclose()
 
-    async def with_server(self, name: str, max_tokens: int, probe: bool, work: Any) -> None:
-        server = self.server(name, max_tokens, probe)
+    async def with_server(
+        self, name: str, max_tokens: int, probe: bool, work: Any, echo: bool = False
+    ) -> None:
+        server = self.server(name.replace(" ", "-"), max_tokens, probe, echo)
         try:
             server.wait_ready()
             await self.attempt(name, work(server))

@@ -2,8 +2,9 @@
 
 The browser types into the chat box and presses Enter, as a person does. Timings are taken
 where the reply arrives: every websocket frame the page receives is timestamped (Playwright's
-``framereceived``), and the frames that carry the reply's body are recognised by their Bokeh
-events (a ``ModelChanged`` of the body's ``text``, then ``html_stream`` patches appending to it).
+``framereceived``), and the frames that carry the reply's text are recognised as the
+transcript component's custom messages (``esm_event`` with a ``["d", id, text]`` delta; a
+``["s", id, {"status": "complete"...}]`` ends the reply).
 """
 
 from __future__ import annotations
@@ -30,10 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 CHAT_INPUT = 'textarea[placeholder^="Message the model"]'
-#: The text of a Markdown pane: its shadow root's content div (the rest is stylesheets).
-_BODY_TEXT = """e => Array.from((e.shadowRoot || e).children)
-    .filter(c => c.tagName === 'DIV').map(c => c.textContent).join('')"""
-FINISHED = ('"mixchat-complete"', '"mixchat-error"', '"mixchat-stopped"')
 
 
 def cpu_seconds(process: psutil.Process, match: str = "") -> float:
@@ -172,15 +169,13 @@ class ChatPage:
         sent = time.perf_counter()
         await box.press("Enter")
         deadline = time.monotonic() + timeout
-        while not any(
-            marker in frame.payload for frame in self.frames[start:] for marker in FINISHED
-        ):
+        while not finished_in(self.frames[start:]):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no finished reply within {timeout:.0f} s")
             await asyncio.sleep(0.02)
         reply = _read_reply(self.frames[start:], sent)
-        reply.text = await self.page.locator(".markdown.message").last.evaluate(_BODY_TEXT)
-        footer = await self.page.locator(".mixchat-stats").last.evaluate(_BODY_TEXT)
+        reply.text = await self.page.locator(".mixchat-reply").last.inner_text()
+        footer = await self.page.locator(".mixchat-stats").last.inner_text()
         counted = re.match(r"\s*(\d+) tokens?", footer)
         reply.tokens = int(counted.group(1)) if counted else 0
         speed = re.search(r"([\d.]+) tok/s", footer)
@@ -219,77 +214,61 @@ class Chromium:
         return chat, time.perf_counter() - started
 
 
-def _events(frames: list[_Frame]) -> Iterator[tuple[float, dict[str, Any]]]:
-    for _, when, event in _indexed_events(frames):
-        yield when, event
-
-
-def _indexed_events(frames: list[_Frame]) -> Iterator[tuple[int, float, dict[str, Any]]]:
-    """The Bokeh document events in the frames (content parts of PATCH-DOC messages)."""
+def _transcript_ops(frames: list[_Frame]) -> Iterator[tuple[int, float, list[Any]]]:
+    """The transcript component's ops (``[op, ...]``) in the frames, in order."""
     for index, frame in enumerate(frames):
-        if '"events"' not in frame.payload:
+        if '"esm_event"' not in frame.payload:
             continue
         try:
             content = json.loads(frame.payload)
         except ValueError:
             continue
         for event in content.get("events", ()) if isinstance(content, dict) else ():
-            yield index, frame.time, event
+            values = (event.get("msg_data") or {}).get("values") or {}
+            ops = dict(values.get("entries", [])).get("data")  # one event-loop turn's ops
+            for op in ops if isinstance(ops, list) else ():
+                if isinstance(op, list) and op:
+                    yield index, frame.time, op
 
 
-def _created_bodies(event: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Reply bodies created by this event: Markdown panes marked as replies, or hidden ones."""
-    stack: list[Any] = [event]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, dict):
-            attributes = node.get("attributes")
-            if node.get("type") == "object" and isinstance(attributes, dict):
-                classes = attributes.get("css_classes") or []
-                hidden = attributes.get("visible") is False
-                if "mixchat-reply" in classes or (
-                    "markdown" in classes and "message" in classes and hidden
-                ):
-                    yield node
-            stack.extend(node.values())
+def _finished_op(op: list[Any]) -> bool:
+    """A "set" message that ends a reply (status complete, stopped or error)."""
+    if op[0] != "s" or len(op) < 3:
+        return False
+    return json.loads(op[2]).get("status") in ("complete", "stopped", "error")
 
 
-def _stream_target(event: dict[str, Any]) -> str | None:
-    """The model an ``html_stream`` message appends to, if this event is one."""
-    data = event.get("msg_data") or {}
-    if event.get("kind") != "MessageSent" or data.get("name") != "html_stream":
-        return None
-    entries = dict(data.get("values", {}).get("entries", []))
-    return (entries.get("model") or {}).get("id")
+def _message_frames(frames: list[_Frame], content: int) -> set[int]:
+    """A Bokeh message's frames: its content and the header and metadata frames before it."""
+    found = {content}
+    for index in (content - 1, content - 2):
+        if index >= 0 and (frames[index].payload == "{}" or '"msgid"' in frames[index].payload):
+            found.add(index)
+    return found
 
 
-def _carries_text(event: dict[str, Any], bodies: set[str]) -> bool:
-    """Whether this event brings reply text: a stream patch, a body's text, a body created with text."""
-    if _stream_target(event) is not None:
-        return True
-    if event.get("kind") == "ModelChanged" and event.get("attr") == "text":
-        return (event.get("model") or {}).get("id") in bodies and bool(event.get("new"))
-    return any((body["attributes"].get("text") or "") for body in _created_bodies(event))
+def finished_in(frames: list[_Frame]) -> bool:
+    return any(_finished_op(op) for _, _, op in _transcript_ops(frames))
 
 
 def _read_reply(frames: list[_Frame], sent: float) -> Reply:
-    bodies = {body["id"] for _, event in _events(frames) for body in _created_bodies(event)}
     arrivals: list[float] = []
     carriers: set[int] = set()
-    for index, when, event in _indexed_events(frames):
-        if _carries_text(event, bodies):
+    finished = float("nan")
+    for index, when, op in _transcript_ops(frames):
+        if op[0] == "d":  # a text delta of the reply
             arrivals.append(when - sent)
-            carriers.add(index)
-    finished = next(frame.time for frame in frames if any(m in frame.payload for m in FINISHED))
+            carriers |= _message_frames(frames, index)
+        elif _finished_op(op):
+            finished = when
+            break
     upto = [frame for frame in frames if frame.time <= finished]
     return Reply(
         first_token=min(arrivals, default=float("nan")),
         last_token=max(arrivals, default=float("nan")),
         finished=finished - sent,
         bytes_received=sum(frame.size for frame in upto),
-        body_bytes=sum(frames[index].size for index in carriers),
+        body_bytes=sum(frames[index].size for index in carriers if index >= 0),
         frames=len(upto),
         sent_at=sent,
     )

@@ -29,12 +29,8 @@ CHROMIUM_ARGS = [
 INPUT = "Message the model"
 
 
-_SHADOW_TEXT = """els => els.map(el => {
-  const root = el.shadowRoot || el;
-  return Array.from(root.children)
-    .filter(c => !['STYLE', 'LINK'].includes(c.tagName))
-    .map(c => c.innerText).join('');
-})"""
+#: The visible text of elements (inside the transcript's shadow root, which locators pierce).
+_TEXT = "els => els.map(el => el.innerText)"
 
 
 @dataclass
@@ -118,8 +114,8 @@ class Session:
         box.press("Enter")
 
     def texts(self, css_class: str) -> list[str]:
-        """The visible text of each Panel pane with ``css_class`` (they render in shadow roots)."""
-        return self.page.locator(f".{css_class}").evaluate_all(_SHADOW_TEXT)
+        """The visible text of each element with ``css_class``, in order."""
+        return self.page.locator(f".{css_class}").evaluate_all(_TEXT)
 
     def replies(self) -> list[str]:
         """The text of each assistant reply, in order."""
@@ -137,9 +133,9 @@ class Session:
             f"{count} finished replies expected; stats: {self.texts('mixchat-stats')}"
         )
 
-    def button(self, icon: str):  # type: ignore[no-untyped-def]
-        """A chat-input button, found by its Tabler icon."""
-        return self.page.locator(f"button:visible:has(.ti-{icon})")
+    def button(self, label: str):  # type: ignore[no-untyped-def]
+        """A visible button, found by its label (as a screen reader names it)."""
+        return self.page.get_by_role("button", name=label, exact=True)
 
     def screenshot(self, name: str) -> Path:
         ARTIFACTS.mkdir(exist_ok=True)

@@ -59,100 +59,42 @@ def _frame(time: float, events: list[dict]) -> _Frame:
     return _Frame(time, payload, len(payload))
 
 
-def test_reply_timings_come_from_the_frames_that_carry_its_body() -> None:
-    body = {
-        "type": "object",
-        "name": "panel.models.markup.HTML",
-        "id": "p9",
-        "attributes": {"css_classes": ["markdown", "message"], "visible": False},
-    }
-    status = {"kind": "ModelChanged", "model": {"id": "p8"}, "attr": "text", "new": "Thinking…"}
-    stream = {
+def _custom(data: list[object]) -> dict:
+    """A transcript message as Bokeh sends it (``_send_msg``)."""
+    entries = [["model", {"id": "p9"}], ["data", [data]]]
+    return {
         "kind": "MessageSent",
+        "msg_type": "bokeh_event",
         "msg_data": {
             "type": "event",
-            "name": "html_stream",
-            "values": {
-                "type": "map",
-                "entries": [["model", {"id": "p9"}], ["patch", " world"], ["start", 5]],
-            },
+            "name": "esm_event",
+            "values": {"type": "map", "entries": entries},
         },
     }
+
+
+def test_reply_timings_come_from_the_frames_that_carry_its_text() -> None:
+    header = _Frame(0, '{"msgid": "p1", "msgtype": "PATCH-DOC", "num_buffers": 0}', 60)
+    metadata = _Frame(0, "{}", 2)
     frames = [
-        _frame(
-            10.1,
-            [{"kind": "ModelChanged", "model": {"id": "p1"}, "attr": "children", "new": [body]}],
-        ),
-        _frame(10.2, [status]),
-        _frame(
-            10.5,
-            [{"kind": "ModelChanged", "model": {"id": "p9"}, "attr": "text", "new": "<p>hello"}],
-        ),
-        _frame(10.9, [stream]),
-        _frame(
-            11.0,
-            [
-                {
-                    "kind": "ModelChanged",
-                    "model": {"id": "p7"},
-                    "attr": "css_classes",
-                    "new": ["mixchat-stats", "mixchat-complete"],
-                }
-            ],
-        ),
-        _frame(12.0, [status]),  # after the end: not counted
+        _frame(10.1, [_custom(["a", json.dumps({"id": 3, "role": "assistant"})])]),
+        _frame(10.2, [_custom(["s", 3, json.dumps({"progress": "Thinking…"})])]),
+        header,
+        metadata,
+        _frame(10.5, [_custom(["d", 3, "hello"])]),
+        _frame(10.9, [_custom(["d", 3, " world"])]),
+        _frame(11.0, [_custom(["s", 3, json.dumps({"status": "complete", "footer": "2 tokens"})])]),
+        _frame(12.0, [_custom(["b", False])]),  # after the end: not counted
     ]
+    for frame in (header, metadata):
+        frame.time = 10.5
     reply = _read_reply(frames, sent=10.0)
     assert reply.first_token == pytest.approx(0.5)
     assert reply.last_token == pytest.approx(0.9)
     assert reply.finished == pytest.approx(1.0)
-    assert reply.frames == 5
-    assert reply.bytes_received == sum(frame.size for frame in frames[:5])
-    assert reply.body_bytes == frames[2].size + frames[3].size
-
-
-def test_a_reply_body_created_with_its_first_text_counts_as_its_first_token() -> None:
-    body = {
-        "type": "object",
-        "name": "panel.models.markup.HTML",
-        "id": "p5",
-        "attributes": {"css_classes": ["markdown", "message", "mixchat-reply"], "text": "<p>Hi"},
-    }
-    user = {
-        "type": "object",
-        "name": "panel.models.markup.HTML",
-        "id": "p4",
-        "attributes": {"css_classes": ["markdown", "message"], "text": "<p>question"},
-    }
-    frames = [
-        _frame(
-            5.1,
-            [{"kind": "ModelChanged", "model": {"id": "p1"}, "attr": "children", "new": [user]}],
-        ),
-        _frame(
-            5.3,
-            [{"kind": "ModelChanged", "model": {"id": "p1"}, "attr": "children", "new": [body]}],
-        ),
-        _frame(
-            5.4,
-            [{"kind": "ModelChanged", "model": {"id": "p5"}, "attr": "text", "new": "<p>Hi there"}],
-        ),
-        _frame(
-            5.6,
-            [
-                {
-                    "kind": "ModelChanged",
-                    "model": {"id": "p3"},
-                    "attr": "css_classes",
-                    "new": ["mixchat-stats", "mixchat-error"],
-                }
-            ],
-        ),
-    ]
-    reply = _read_reply(frames, sent=5.0)
-    assert reply.first_token == pytest.approx(0.3)
-    assert reply.last_token == pytest.approx(0.4)
-    assert reply.body_bytes == frames[1].size + frames[2].size
+    assert reply.frames == 7
+    assert reply.bytes_received == sum(frame.size for frame in frames[:7])
+    assert reply.body_bytes == sum(frame.size for frame in frames[2:6])
 
 
 def test_verdicts_say_by_how_much_a_target_is_missed() -> None:

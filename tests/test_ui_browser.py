@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from playwright.sync_api import Browser
 
@@ -92,7 +94,7 @@ def test_stop_ends_a_long_reply_early(session: Session) -> None:
     message = _words(2000)
     session.send(message)
     session.page.wait_for_timeout(1200)
-    session.button("player-stop").first.click()
+    session.button("Stop").click()
     replies = session.wait_for_replies(1)
     assert 0 < len(replies[-1]) < len(message)
     assert message.startswith(replies[-1].strip())
@@ -107,7 +109,7 @@ def test_regenerate_replaces_the_reply(session: Session) -> None:
     session.wait_for_replies(1)
     first_stats = session.texts("mixchat-stats")[-1]
     session.page.wait_for_timeout(300)
-    session.button("repeat").first.click()
+    session.button("Regenerate").click()
     session.page.wait_for_timeout(500)
     replies = session.wait_for_replies(1)
     assert replies == ["say it again"]  # one reply: the old one was replaced
@@ -130,7 +132,7 @@ def test_undo_removes_the_last_exchange(session: Session) -> None:
     session.wait_for_replies(1)
     session.send("second message")
     session.wait_for_replies(2)
-    session.button("arrow-back").first.click()
+    session.button("Undo").click()
     session.page.wait_for_timeout(800)
     assert session.replies() == ["first message"]
 
@@ -151,15 +153,24 @@ def test_html_in_messages_never_runs(session: Session) -> None:
     attack = (
         '<img src=x onerror="window.__pwned=1;alert(1)"> '
         "<script>window.__pwned=2;alert(2)</script> "
-        "[link](javascript:alert(3))"
+        "[link](javascript:alert(3)) <svg onload=alert(4)> "
+        '<a href="javascript:alert(5)">x</a> [data](data:text/html;base64,PHNjcmlwdD4=) '
+        "$\\href{javascript:alert(6)}{math link}$ "
+        "<iframe src=javascript:alert(7)></iframe>"
     )
     session.send(attack)
     replies = session.wait_for_replies(1)
+    session.page.wait_for_timeout(500)
+    for link in session.page.locator(".mx-msg a").all():  # clicking any link runs nothing
+        link.click()
     session.page.wait_for_timeout(500)
     assert session.dialogs == []
     assert session.page.evaluate("window.__pwned") is None
     assert "<img src=x" in replies[0] and "<script>" in replies[0]  # shown as text
     assert session.page.locator("img[src=x]").count() == 0
+    assert session.page.locator(".mx-msg svg[onload], .mx-msg iframe, .mx-msg script").count() == 0
+    hrefs = session.page.locator(".mx-msg a").evaluate_all("as => as.map(a => a.href)")
+    assert not [h for h in hrefs if h.startswith(("javascript:", "data:"))], hrefs
     session.screenshot("html-shown-as-text")
 
 
@@ -285,7 +296,7 @@ def test_reply_streams_from_the_embedded_model(browser: Browser, tmp_path: Path)
         tmp_path, "--backend", "llamacpp", "--max-tokens", "48", timeout=120
     ) as embedded:
         session = open_session(browser, embedded.url)
-        welcome = session.texts("message")[0]
+        welcome = session.texts("mixchat-notice")[0]
         assert "tiny demo model" in welcome
         session.send("Write one sentence about the sea.")
         states = _watch_states(session, until=1, timeout=120)
@@ -294,3 +305,155 @@ def test_reply_streams_from_the_embedded_model(browser: Browser, tmp_path: Path)
         assert "tok/s" in stats and "first token" in stats
         session.screenshot("embedded-model")
         session.page.context.close()
+
+
+def _log_position(session: Session) -> dict[str, float]:
+    return session.page.locator(".mx-log").evaluate(
+        "l => ({top: l.scrollTop, gap: l.scrollHeight - l.scrollTop - l.clientHeight})"
+    )
+
+
+def test_the_view_follows_a_long_streamed_reply_unless_scrolled_up(session: Session) -> None:
+    lines = "\n".join(f"line {n}: " + _words(8, f"l{n}x") for n in range(80))
+    session.send(lines)
+    session.page.wait_for_timeout(800)
+    gaps = []
+    for _ in range(5):  # while it streams, the newest text is in view
+        gaps.append(_log_position(session)["gap"])
+        session.page.wait_for_timeout(150)
+    assert max(gaps) < 60, gaps
+    session.page.locator(".mx-log").evaluate("l => { l.scrollTop = 0 }")  # the user scrolls up
+    session.page.wait_for_timeout(400)
+    assert _log_position(session)["top"] < 50  # and stays there while text arrives
+    assert session.button("Jump to the latest message ↓").is_visible()
+    session.wait_for_replies(1)
+    assert _log_position(session)["top"] < 50
+    session.button("Jump to the latest message ↓").click()
+    session.page.wait_for_timeout(300)
+    assert _log_position(session)["gap"] < 60
+    assert session.replies()[-1].endswith(_words(8, "l79x"))
+
+
+def test_enter_while_a_reply_streams_says_why_nothing_was_sent(session: Session) -> None:
+    session.send(_words(1500))
+    session.page.wait_for_timeout(500)
+    session.send("too soon")
+    hint = session.page.locator(".mx-hint")
+    assert "still being written" in hint.inner_text()
+    assert session.button("Stop").is_visible()  # a clear, labelled stop button
+    session.button("Stop").click()
+    session.wait_for_replies(1)
+    assert not session.button("Stop").is_visible() and session.button("Send").is_visible()
+    assert len(session.texts("mixchat-user")) == 1  # "too soon" was not sent
+
+
+def test_math_renders_with_katex_from_the_server(session: Session, server: Server) -> None:
+    session.send("Euler: $e^{i\\pi} + 1 = 0$ and\n\n$$\\int_0^1 x^2\\,dx = \\frac{1}{3}$$")
+    session.wait_for_replies(1)
+    reply = session.page.locator(".mixchat-reply").last
+    assert reply.locator(".katex").count() >= 2
+    assert reply.locator(".katex-display").count() == 1
+    assert reply.locator(".katex-error").count() == 0
+    assert "$" not in reply.inner_text()
+    session.page.wait_for_timeout(500)
+    fonts = [url for url in session.requests if "KaTeX_" in url]
+    assert fonts and all(url.startswith(server.url) for url in fonts)
+    assert session.page.evaluate("document.fonts.check('16px KaTeX_Main')")
+    session.screenshot("math")
+
+
+def test_code_is_highlighted(session: Session) -> None:
+    session.send("Here:\n\n```python\ndef add(x, y):\n    return x + y  # sum\n```")
+    session.wait_for_replies(1)
+    code = session.page.locator(".mixchat-reply pre code").last
+    assert "language-python" in (code.get_attribute("class") or "")
+    keywords = code.locator(".hljs-keyword").all_inner_texts()
+    assert "def" in keywords and "return" in keywords
+    assert code.locator(".hljs-comment").inner_text() == "# sum"
+
+
+def test_copy_buttons_put_the_right_text_on_the_clipboard(session: Session, server: Server) -> None:
+    session.page.context.grant_permissions(
+        ["clipboard-read", "clipboard-write"], origin=server.url.rstrip("/")
+    )
+    message = "Some **bold** text.\n\n```sh\necho 'hi there'\nls -la\n```\n\nThe end."
+    session.send(message)
+    session.wait_for_replies(1)
+    reply = session.page.locator(".mx-assistant").last
+    reply.get_by_role("button", name="Copy code").click()
+    assert session.page.evaluate("navigator.clipboard.readText()") == "echo 'hi there'\nls -la\n"
+    reply.get_by_role("button", name="Copy", exact=True).click()
+    assert session.page.evaluate("navigator.clipboard.readText()") == message  # the Markdown
+    assert reply.locator(".mx-copy").inner_text() == "Copied"  # it says so
+    session.page.locator(".mx-user").last.get_by_role("button", name="Copy", exact=True).click()
+    assert session.page.evaluate("navigator.clipboard.readText()") == message
+
+
+def test_a_reload_in_the_middle_of_a_reply_shows_the_conversation(
+    browser: Browser, server: Server
+) -> None:
+    first = open_session(browser, server.url)
+    message = "midstream " + _words(1500)
+    first.send(message)
+    first.page.wait_for_timeout(1500)
+    first.page.reload()
+    first.page.get_by_placeholder("Message the model").wait_for()
+    first.page.locator("button", has_text="midstream").first.click()
+    first.page.locator(".mixchat-user", has_text="midstream").wait_for()
+    partial = first.page.locator(".mixchat-reply").last.inner_text()
+    assert partial and message.startswith(partial.strip())  # the reply so far...
+    assert first.button("Stop").is_visible()
+    assert first.wait_for_replies(1, timeout=60) == [message]  # ...followed to its end
+    first.page.wait_for_timeout(1000)  # then read again from the store: still all there
+    assert first.replies() == [message] and "finished" in first.texts("mixchat-stats")[-1]
+    first.send("and after it")
+    assert first.wait_for_replies(2)[-1] == "and after it"
+    first.page.context.close()
+
+
+def _server_cpu(server: Server) -> float:
+    times = psutil.Process(server.process.pid).cpu_times()
+    return times.user + times.system
+
+
+def test_the_30th_exchange_and_reopening_cost_what_the_first_does(
+    browser: Browser, server: Server
+) -> None:
+    """Server CPU per exchange and per reopening stays flat with the conversation's length."""
+    session = open_session(browser, server.url)
+    title = "thirty turns " + _words(4, "t")
+    costs = []
+    for turn in range(30):
+        before = _server_cpu(server)
+        session.send(f"{title} turn {turn}: " + _words(200))
+        session.wait_for_replies(turn + 1, timeout=60)
+        session.page.wait_for_timeout(250)  # the store writes after the reply
+        costs.append(_server_cpu(server) - before)
+    first, last = statistics.median(costs[:3]), statistics.median(costs[-3:])
+    print(f"server CPU per exchange: turns 1-3 {first * 1000:.0f} ms, 28-30 {last * 1000:.0f} ms")
+    assert last <= 1.5 * first + 0.015, costs
+    session.page.context.close()
+    short = open_session(browser, server.url)
+    short.send("one turn only " + _words(200))
+    short.wait_for_replies(1)
+    short.page.context.close()
+
+    def reopen(name: str) -> tuple[float, int]:
+        page = open_session(browser, server.url)
+        page.page.wait_for_timeout(500)
+        before = _server_cpu(server)
+        page.page.locator("button", has_text=name).first.click()
+        page.page.locator(".mixchat-user", has_text=name).first.wait_for()
+        page.page.wait_for_timeout(500)
+        cost = _server_cpu(server) - before
+        shown = len(page.replies())
+        page.page.context.close()
+        return cost, shown
+
+    one = [reopen("one turn only") for _ in range(3)]
+    thirty = [reopen(title) for _ in range(3)]
+    assert {shown for _, shown in one} == {1} and {shown for _, shown in thirty} == {30}
+    one_cost = statistics.median(c for c, _ in one)
+    thirty_cost = statistics.median(c for c, _ in thirty)
+    print(f"reopening: 1 turn {one_cost * 1000:.0f} ms, 30 turns {thirty_cost * 1000:.0f} ms")
+    assert thirty_cost <= 1.5 * one_cost + 0.03

@@ -1,15 +1,12 @@
-"""Agent steps as collapsible ``ChatStep`` cards: tool, input, output, duration, outcome.
+"""Agent steps as collapsible parts of the reply: tool, input, output, duration, outcome.
 
-Tool output (search results, for one) is untrusted text: it is shown in code blocks through
-the safe Markdown renderer, and card titles are HTML-escaped.
+Tool output (search results, for one) is untrusted text: the transcript shows step texts as
+plain text (``textContent``), never as HTML.
 """
 
 from __future__ import annotations
 
-import html
 import time
-
-import panel as pn
 
 from mixchat.agent import Agent
 from mixchat.agent.events import AgentEvent, AgentFinished, AnswerDelta
@@ -20,35 +17,46 @@ from mixchat.config import Settings
 from mixchat.messages import Message
 from mixchat.outcome import Outcome, Stats
 from mixchat.tools import Tool, agent_tools
-from mixchat.ui.render import code_block, markdown_pane
-from mixchat.ui.reply import FinishedReply, ReplyView
+from mixchat.ui.reply import FinishedReply, LiveReply
 from mixchat.ui.stats import error_advice
-from mixchat.ui.throttle import Throttle
+from mixchat.ui.transcript import StepView
 
 
-def _step_card(step: int) -> pn.chat.ChatStep:
-    return pn.chat.ChatStep(
-        title=f"Step {step}: thinking…",
-        status="running",
-        collapsed_on_success=True,
-        sizing_mode="stretch_width",
-        css_classes=["mixchat-step"],
+def step_view(step: Step, *, done: bool = False) -> StepView:
+    """How one :class:`Step` shows: its title says where it stands."""
+    n = step.number
+    view = StepView(
+        n,
+        f"Step {n}: thinking…",
+        input=step.input or "",
+        output=step.output or "",
+        error=step.error or "",
+        raw=step.raw or "",
+        collapsed=done,
     )
+    if step.error is not None:
+        view.title, view.state = f"Step {n}: not a valid tool call", "failed"
+    elif step.output is not None:
+        result = "ok" if step.ok else "failed"
+        view.title = f"Step {n}: {step.tool} ({result}, {step.duration or 0:.2f} s)"
+        view.state = "success" if step.ok else "failed"
+    elif step.tool is not None:
+        view.title = f"Step {n}: interrupted" if done else f"Step {n}: {step.tool}…"
+        view.state = "failed" if done else "running"
+    return view
 
 
-def _set_title(card: pn.chat.ChatStep, status: str, title: str) -> None:
-    """Titles go into an HTML pane: escape them (tool names come from the model)."""
-    card.param.update(**{f"{status}_title": html.escape(title)})
-    card.status = status  # type: ignore[assignment]
+def step_views(steps: list[Step]) -> list[StepView]:
+    """The steps of a stored reply, as they show once it ended."""
+    return [step_view(step, done=True) for step in steps]
 
 
-class AgentStepsView:
-    """The cards of one reply, one per :class:`Step`, redrawn as its events come."""
+class AgentSteps:
+    """The steps of one reply, drawn in it as their events come."""
 
-    def __init__(self) -> None:
-        self.layout = pn.Column(sizing_mode="stretch_width", margin=0)
+    def __init__(self, reply: LiveReply) -> None:
+        self.reply = reply
         self.log = StepLog()
-        self._cards: dict[int, pn.chat.ChatStep] = {}
 
     @property
     def steps(self) -> list[Step]:
@@ -57,59 +65,16 @@ class AgentStepsView:
     def handle(self, event: AgentEvent) -> None:
         step = self.log.apply(event)
         if step is not None:
-            self._draw(step)
+            self.reply.step(step_view(step))
 
     def finish(self) -> None:
         """The run ended: a step cut short says so, the step that only answered goes."""
-        for step in self.log.steps:
-            if not step.finished and step.tool is not None:
-                _set_title(self._card(step), "failed", f"Step {step.number}: interrupted")
-        kept = {step.number for step in self.log.without_answer()}
-        for number in [n for n in self._cards if n not in kept]:
-            self.layout.remove(self._cards.pop(number))
-        for card in self._cards.values():  # the answer matters most now; cards open on click
-            card.collapsed = True
-
-    @classmethod
-    def from_steps(cls, steps: list[Step]) -> AgentStepsView:
-        """The cards of a stored reply."""
-        view = cls()
-        view.log = StepLog(steps)
-        for step in steps:
-            view._draw(step)
-        view.finish()
-        return view
-
-    def _card(self, step: Step) -> pn.chat.ChatStep:
-        if step.number not in self._cards:
-            self._cards[step.number] = card = _step_card(step.number)
-            self.layout.append(card)
-        return self._cards[step.number]
-
-    def _draw(self, step: Step) -> None:
-        """The card's title and contents for the step as it is now."""
-        card = self._card(step)
-        parts = []
-        if step.input is not None:
-            parts.append(markdown_pane(f"**Input**\n\n{code_block(step.input)}"))
-        if step.output is not None:
-            parts.append(markdown_pane(f"**Output**\n\n{code_block(step.output)}"))
-        if step.error is not None:
-            parts.append(
-                markdown_pane(f"**Problem:** {step.error}\n\n{code_block(step.raw or '')}")
-            )
-        card.objects = parts
-        if step.error is not None:
-            _set_title(card, "failed", f"Step {step.number}: not a valid tool call")
-        elif step.output is not None:
-            result = "ok" if step.ok else "failed"
-            _set_title(
-                card,
-                "success" if step.ok else "failed",
-                f"Step {step.number}: {step.tool} ({result}, {step.duration or 0:.2f} s)",
-            )
-        elif step.tool is not None:
-            _set_title(card, "running", f"Step {step.number}: {step.tool}…")
+        shown = {step.number for step in self.log.steps}
+        kept = self.log.without_answer()
+        for number in shown - {step.number for step in kept}:
+            self.reply.step(StepView(number, "", gone=True))
+        for step in kept:  # the answer matters most now; steps open on click
+            self.reply.step(step_view(step, done=True))
 
 
 def make_agent(
@@ -129,19 +94,18 @@ async def run_agent(
     settings: Settings,
     tools: list[Tool],
     messages: list[Message],
-    view: ReplyView,
+    reply: LiveReply,
     cancel: CancelToken,
     user: str = ANONYMOUS,
 ) -> FinishedReply:
-    """Run the agent on the last user message; steps become cards, the answer streams."""
-    steps = AgentStepsView()
-    view.steps.objects = [steps.layout]
+    """Run the agent on the last user message; steps show in the reply, the answer streams."""
+    steps = AgentSteps(reply)
     tools = await agent_tools(settings, tools)  # with the MCP servers' tools
     agent = make_agent(backend, settings, tools, user)
-    throttle = Throttle()
     start = time.perf_counter()
     first: float | None = None
     chunks = 0
+    text = ""
     finished: AgentFinished | None = None
     async for event in agent.run(
         messages[-1]["content"],
@@ -152,16 +116,15 @@ async def run_agent(
         if isinstance(event, AnswerDelta):
             first = first if first is not None else time.perf_counter() - start
             chunks += 1
-            if throttle.push(event.text):
-                view.show(throttle.flushed())
+            text += event.text
+            reply.write(event.text)
         elif isinstance(event, AgentFinished):
             finished = event
         else:
-            view.set_status("Working…")
+            reply.status("Working…")
             steps.handle(event)
     steps.finish()
-    text = throttle.text or (finished.answer if finished else "")
-    view.show(text)
+    text = text or (finished.answer if finished else "")
     outcome = finished.outcome if finished else Outcome.ERROR
     error = None
     if outcome is Outcome.ERROR:

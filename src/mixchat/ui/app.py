@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 
 import panel as pn
+import param
 
 from mixchat.config import Settings
 from mixchat.config.catalog import Catalog
@@ -26,14 +27,27 @@ def session_owner() -> str:
 
 
 def _section(title: str, body: pn.viewable.Viewable, collapsed: bool = False) -> pn.Card:
-    return pn.Card(
-        body,
+    """A sidebar card; a collapsed one gets its widgets when first opened.
+
+    Building a page's Bokeh models is most of a new page's server time, and the collapsed
+    cards (sliders, agent tools, export) hold most of the sidebar's models.
+    """
+    card = pn.Card(
+        *([] if collapsed else [body]),
         title=title,
         collapsed=collapsed,
         sizing_mode="stretch_width",
         margin=(5, 0),
         header_background="#f3f4f6",
     )
+    if collapsed:
+
+        def opened(event: param.parameterized.Event) -> None:
+            if not event.new and not card.objects:
+                card.objects = [body]
+
+        card.param.watch(opened, "collapsed")
+    return card
 
 
 def create_app(settings: Settings, catalog: Catalog | None = None) -> pn.template.BootstrapTemplate:
@@ -59,7 +73,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> pn.templat
             await status.refresh()
 
     async def saved() -> None:
-        await conversations.refresh()
+        await conversations.touched(chat.conversation_id)  # no store query when unchanged
         await usage.refresh()
 
     chat.on_saved = saved
@@ -68,6 +82,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> pn.templat
     template = pn.template.BootstrapTemplate(
         title=TITLE,
         header_background=ACCENT,
+        busy_indicator=None,  # the transcript shows what is going on; no patch per callback
         sidebar_width=330,
         sidebar=[
             _section("Conversations", conversations.list_section()),
@@ -83,7 +98,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> pn.templat
             ),
         ],
         header=[_who(owner, admin)] if pn.state.user else [],
-        main=[chat.interface],
+        main=[chat.transcript],
     )
     return template
 

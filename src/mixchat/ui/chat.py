@@ -1,8 +1,8 @@
 """The chat itself: every message becomes a request built from the whole conversation.
 
-The callback streams the backend's events into a :class:`ReplyView` (batched, at most one
-update every 50 ms), shows queue positions and context trimming, keeps partial replies on
-stop, turns failures into a clear message, and saves both sides of each turn to the store.
+The controller streams the backend's events into the :class:`Transcript` (which batches the
+text by time), shows queue positions and context trimming, keeps partial replies on stop,
+turns failures into a clear message, and saves both sides of each turn to the store.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
-import panel as pn
-
 from mixchat import backends
 from mixchat.accounting import Accounting
 from mixchat.backends import Backend, CancelToken, ChatRequest, Done, Queued, TextDelta
@@ -23,25 +21,17 @@ from mixchat.errors import MixchatError
 from mixchat.outcome import Outcome, Stats
 from mixchat.store import Conversation, title_from
 from mixchat.ui.history import History, Turn, fit_context
-from mixchat.ui.render import APP_CSS, markdown_pane, render_message
-from mixchat.ui.reply import (
-    USER_AVATAR,
-    USER_NAME,
-    FinishedReply,
-    ReplyView,
-    restored_reply,
-    user_message,
-)
+from mixchat.ui.reply import WRITING, FinishedReply, LiveReply, ended
 from mixchat.ui.sidebar import SettingsPanel
 from mixchat.ui.stats import error_advice
 from mixchat.ui.storage import StoreGateway
 from mixchat.ui.team import accounting_for, metered
-from mixchat.ui.throttle import Throttle
+from mixchat.ui.transcript import Entry, Transcript
 
 log = logging.getLogger(__name__)
 
-SYSTEM_USER = "mixchat"
 INPUT_PLACEHOLDER = "Message the model (Enter to send, Shift+Enter for a new line)"
+BUSY_HINT = "Not sent: a reply is still being written. Wait for it, or press Stop (Esc)."
 
 
 def welcome_text(backend: Backend, settings: Settings) -> str:
@@ -58,7 +48,7 @@ def welcome_text(backend: Backend, settings: Settings) -> str:
 
 
 class ChatController:
-    """One browser session's chat: the ChatInterface, the history and the current reply."""
+    """One browser session's chat: the transcript on screen, the history, the current reply."""
 
     def __init__(
         self, sidebar: SettingsPanel, gateway: StoreGateway, accounting: Accounting | None = None
@@ -69,42 +59,20 @@ class ChatController:
         self.history = History()
         self.conversation_id: str | None = None
         self.busy = False
-        self._regenerating = False
         self._cancel: CancelToken | None = None
-        self._views: dict[int, pn.chat.ChatMessage] = {}  # id(turn) -> its message
+        self._task: asyncio.Future[None] | None = None
+        self._writing: LiveReply | None = None  # the reply this session writes now
+        self._following: LiveReply | None = None  # one another page writes, shown here
+        self._entries: dict[int, int] = {}  # id(turn) -> its entry in the transcript
         self._saving: asyncio.Future[None] | None = None
         self._told_history_off = False
+        self._saved_settings: tuple[Any, ...] | None = None  # what the store has, if known
         #: Called after each save (the conversation list refreshes).
         self.on_saved: Callable[[], Awaitable[None]] | None = None
-        self.input = pn.chat.ChatAreaInput(
-            placeholder=INPUT_PLACEHOLDER, auto_grow=True, max_rows=8
+        self.transcript = Transcript(
+            placeholder=INPUT_PLACEHOLDER, min_height=400, css_classes=["mixchat-chat"]
         )
-        self.interface = pn.chat.ChatInterface(
-            callback=self._respond,
-            callback_user="Assistant",
-            user=USER_NAME,
-            avatar=USER_AVATAR,
-            renderers=[render_message],
-            widgets=self.input,
-            show_rerun=False,
-            show_undo=False,
-            show_clear=False,
-            show_button_name=False,
-            show_button_tooltips=True,
-            button_properties={
-                "regenerate": {"icon": "repeat", "callback": self._regenerate_clicked},
-                "undo last": {"icon": "arrow-back", "callback": self._undo_clicked},
-            },
-            message_params={
-                "show_reaction_icons": False,
-                "show_copy_icon": False,
-                "stylesheets": [APP_CSS],
-            },
-            callback_exception=self._callback_failed,
-            sizing_mode="stretch_both",
-            min_height=400,
-            css_classes=["mixchat-chat"],
-        )
+        self.transcript.on_action = self._on_action
         self.welcome()
 
     # -- messages on screen
@@ -119,88 +87,118 @@ class ChatController:
 
     def say(self, text: str) -> None:
         """A message from the app itself (not part of the conversation)."""
-        self.interface.send(
-            markdown_pane(text, css_classes=["message"]),
-            user=SYSTEM_USER,
-            avatar="i",
-            respond=False,
-        )
+        self.transcript.append("notice", text)
 
-    def _show(self, turn: Turn, message: pn.chat.ChatMessage) -> None:
-        self._views[id(turn)] = message
+    def _show(self, turn: Turn, entry_id: int) -> None:
+        self._entries[id(turn)] = entry_id
 
-    def _remove_views(self, turns: list[Turn]) -> None:
-        gone = {id(self._views.pop(id(turn))) for turn in turns if id(turn) in self._views}
-        self.interface.objects = [m for m in self.interface.objects if id(m) not in gone]
+    def _remove_from(self, removed: list[Turn]) -> None:
+        ids = [self._entries.pop(id(turn)) for turn in removed if id(turn) in self._entries]
+        if ids:
+            self.transcript.remove_from(ids[0])
 
-    # -- what the user does
-    async def send(self, text: str) -> None:
-        """What pressing Enter does: show ``text``, stream the reply; return once it is saved."""
-        self.interface.send(text, user=USER_NAME, avatar=USER_AVATAR, respond=False)
-        await self._respond(text, USER_NAME, self.interface)
-        await self.settled()
+    # -- what the browser asks for
+    def _on_action(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "stop":
+            self.stop()
+        elif self.busy and kind in ("send", "regenerate", "undo"):
+            self.transcript.hint(BUSY_HINT)
+        elif kind == "send":
+            self._run(self.send(str(data.get("text", "")), typed=True))
+        elif kind == "regenerate":
+            self._run(self.regenerate())
+        elif kind == "undo":
+            self._run(self.undo())
 
-    def regenerate(self) -> None:
-        """Drop the last reply and answer the last user message again (the button)."""
-        self._regenerate_clicked(self.interface, None)
+    def _run(self, work: Coroutine[Any, Any, None]) -> None:
+        self._task = asyncio.ensure_future(work)
 
-    def undo(self) -> None:
-        """Remove the last exchange and put its message back in the input (the button)."""
-        self._undo_clicked(self.interface, None)
+    # -- an exchange
+    async def send(self, text: str, *, typed: bool = False) -> None:
+        """The user's message, then the reply; ``typed``: the browser already shows it."""
+        if self.busy:
+            self.transcript.hint(BUSY_HINT)
+            return
+        if not text.strip():
+            return
+        await self._exchange(text, typed)
 
-    # -- the callback
-    async def _respond(self, contents: Any, user: str, instance: pn.chat.ChatInterface) -> None:
+    async def regenerate(self) -> None:
+        """Drop the last reply and answer the last user message again."""
+        index = self.history.last_user_index()
+        if self.busy or index is None:
+            return
+        removed = self.history.truncate(index + 1)
+        self._remove_from(removed)
+        self._delete_stored(removed)
+        await self._exchange(None, False)
+
+    async def undo(self) -> None:
+        """Remove the last user message and its reply; put the text back in the input."""
+        index = self.history.last_user_index()
+        if self.busy or index is None:
+            return
+        removed = self.history.truncate(index)
+        self._remove_from(removed)
+        self._delete_stored(removed)
+        self.transcript.set_input(removed[0].content)
+
+    async def _exchange(self, text: str | None, typed: bool) -> None:
         self.busy = True
+        self.transcript.busy(True)
         try:
-            if self._regenerating:
-                self._regenerating = False
-            else:
-                turn = self.history.add(Turn("user", str(contents)))
-                self._show(turn, instance.objects[-1])
+            if text is not None:
+                turn = self.history.add(Turn("user", text))
+                self._show(turn, self.transcript.append("user", text, typed=typed))
                 self._in_background(self._save_user(turn))
-            await self._reply(instance)
+            await self._reply()
+        except Exception as error:  # a bug in mixchat: say so, keep the chat going
+            log.exception("the chat failed")
+            self.say(f"Something went wrong in mixchat: {error}. The chat keeps working.")
         finally:
             self.busy = False
+            self._cancel = None
+            self.transcript.busy(False)
 
-    async def _reply(self, instance: pn.chat.ChatInterface) -> None:
+    async def _reply(self) -> None:
         settings = self.sidebar.settings()
         agent = self.sidebar.agent.value
-        view = ReplyView(user=_speaker(settings))
-        self._cancel = cancel = CancelToken()
-        # Start the model first: its prompt is evaluated in a worker thread while the event
-        # loop builds the reply's widgets.
-        task = asyncio.ensure_future(self._generate(settings, view, cancel, agent))
-        instance.send(view.message, respond=False)
-        try:
-            reply = await asyncio.shield(task)
-        except asyncio.CancelledError:  # the stop button cancelled the callback
-            cancel.cancel()
-            reply = await task
-        view.finish(reply.stats)
-        turn = self.history.add(
-            Turn("assistant", reply.text, reply.status, reply.stats, reply.steps or None)
+        entry = self.transcript.append(
+            "assistant", name=_speaker(settings), status="streaming", progress="Thinking…"
         )
-        self._show(turn, view.message)
-        self._in_background(self._save_reply(turn, settings))  # the input frees up at once
+        self._cancel = cancel = CancelToken()
+        reply = self._writing = LiveReply(self.transcript, entry, cancel)
+        if self.conversation_id is not None:
+            WRITING[self.conversation_id] = reply
+        finished = await self._generate(settings, reply, cancel, agent)
+        reply.finish(finished)
+        self._writing = None
+        turn = self.history.add(
+            Turn(
+                "assistant", finished.text, finished.status, finished.stats, finished.steps or None
+            )
+        )
+        self._show(turn, entry)
+        self._in_background(self._save_reply(turn, settings, reply))  # the input frees up at once
 
     async def _generate(
-        self, settings: Settings, view: ReplyView, cancel: CancelToken, agent: bool
+        self, settings: Settings, reply: LiveReply, cancel: CancelToken, agent: bool
     ) -> FinishedReply:
-        """Stream one reply into ``view``; never raises, so the reply always gets a footer."""
+        """Stream one reply; never raises, so the reply always gets a footer."""
         try:
-            return await self._generate_or_raise(settings, view, cancel, agent)
+            return await self._generate_or_raise(settings, reply, cancel, agent)
         except MixchatError as error:
-            return FinishedReply("", Stats(Outcome.ERROR, error=error_advice(error)))
+            return FinishedReply(reply.text, Stats(Outcome.ERROR, error=error_advice(error)))
         except Exception as error:  # a bug in mixchat: say so, keep the server and chat going
             log.exception("generating a reply failed")
             line = (
                 f"Something went wrong in mixchat ({type(error).__name__}: {error}). "
                 "Try again, or start a new chat."
             )
-            return FinishedReply("", Stats(Outcome.ERROR, error=line))
+            return FinishedReply(reply.text, Stats(Outcome.ERROR, error=line))
 
     async def _generate_or_raise(
-        self, settings: Settings, view: ReplyView, cancel: CancelToken, agent: bool
+        self, settings: Settings, reply: LiveReply, cancel: CancelToken, agent: bool
     ) -> FinishedReply:
         """The reply, within this user's limits (a LimitReached error says which and when)."""
         return await metered(
@@ -208,15 +206,16 @@ class ChatController:
             self.gateway.owner,
             self.sidebar.entry(),
             settings,
-            lambda capped: self._run(capped, view, cancel, agent),
+            lambda capped: self._answer(capped, reply, cancel, agent),
         )
 
-    async def _run(
-        self, settings: Settings, view: ReplyView, cancel: CancelToken, agent: bool
+    async def _answer(
+        self, settings: Settings, reply: LiveReply, cancel: CancelToken, agent: bool
     ) -> FinishedReply:
         backend = backends.get_backend(settings)
-        if not backend.loaded:
-            view.set_status("Loading the model (once per server)…")
+        loading = not backend.loaded
+        if loading:
+            reply.status("Loading the model (once per server)…")
         await backend.load()
         system, reply_tokens = settings.system_prompt, settings.max_tokens
         if agent:  # fit what the agent sends: the tool instructions, its reply length
@@ -232,57 +231,47 @@ class ChatController:
             reply_tokens,
         )
         if dropped:
-            view.set_notice(
+            reply.notice(
                 f"The {dropped} oldest messages no longer fit in the model's context "
                 f"({backend.context_length} tokens), so this reply does not see them."
             )
-        view.set_status("Thinking…")
+        if loading:
+            reply.status("Thinking…")
         if agent:
             from mixchat.ui.agent_view import run_agent
 
             tools = self.sidebar.selected_tools()
             owner = self.gateway.owner
-            return await run_agent(backend, settings, tools, messages, view, cancel, owner)
+            return await run_agent(backend, settings, tools, messages, reply, cancel, owner)
         request = ChatRequest(
             messages, params=settings.sampling(), cancel=cancel, user=self.gateway.owner
         )
-        return await stream_reply(backend.stream(request), view)
-
-    # -- buttons
-    def _regenerate_clicked(self, instance: pn.chat.ChatInterface, _: Any) -> None:
-        """Drop the last reply and answer the last user message again."""
-        index = self.history.last_user_index()
-        if self.busy or index is None:
-            return
-        removed = self.history.truncate(index + 1)
-        self._remove_views(removed)
-        self._delete_stored(removed)
-        self._regenerating = True
-        instance.respond()
-
-    def _undo_clicked(self, instance: pn.chat.ChatInterface, _: Any) -> None:
-        """Remove the last user message and its reply; put the text back in the input."""
-        index = self.history.last_user_index()
-        if self.busy or index is None:
-            return
-        removed = self.history.truncate(index)
-        self._remove_views(removed)
-        self._delete_stored(removed)
-        self.input.value_input = removed[0].content
+        return await stream_reply(backend.stream(request), reply)
 
     def stop(self) -> None:
+        """Stop the reply being written (what was written so far is kept)."""
         if self._cancel is not None:
             self._cancel.cancel()
+        elif self._following is not None:  # the Stop button of a page that follows it
+            self._following.cancel.cancel()
+
+    async def wait(self) -> None:
+        """Until the current exchange and the store writes before it are done (for tests)."""
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.settled()
 
     async def new_chat(self) -> None:
         """Empty the chat; the next message starts a new stored conversation."""
+        self._unfollow()
         self.stop()
-        self.interface.stop()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
         await self.settled()
         self.history = History()
-        self._views.clear()
+        self._entries.clear()
         self.conversation_id = None
-        self.interface.objects = []
+        self.transcript.load([])
         self.welcome()
 
     async def open(self, conversation_id: str) -> None:
@@ -293,8 +282,37 @@ class ChatController:
             return
         await self.new_chat()
         self.load(conversation)
+        writing = WRITING.get(conversation.id)
+        if writing is not None and writing.finished is None:
+            self._follow(conversation.id, writing)
+
+    def _follow(self, conversation_id: str, writing: LiveReply) -> None:
+        """Another page of this user writes a reply here (a reload mid-reply): show it live."""
+        self.busy = True
+        self._following = writing
+        self.transcript.busy(True)
+
+        def saved() -> None:
+            if self._following is not writing:
+                return  # this page moved on
+            self._unfollow()
+            self._run(self.open(conversation_id))  # reread it, the reply included
+
+        writing.follow(self.transcript, _speaker(self.sidebar.settings()), saved)
+
+    def _unfollow(self) -> None:
+        if self._following is not None:
+            self._following.screens = [
+                screen for screen in self._following.screens if screen[0] is not self.transcript
+            ]
+            self._following = None
+            self.busy = False
+            self.transcript.busy(False)
 
     def load(self, conversation: Conversation) -> None:
+        """The stored conversation becomes the history and the whole transcript, at once."""
+        from mixchat.ui.agent_view import step_views
+
         self.conversation_id = conversation.id
         self.sidebar.restore(
             conversation.backend,
@@ -302,6 +320,9 @@ class ChatController:
             conversation.system_prompt,
             conversation.settings,
         )
+        name = _speaker(self.sidebar.settings())
+        shown = list(self.transcript.entries)  # the welcome notice stays on top
+        turns: list[Turn] = []
         for record in conversation.messages:
             if record.role not in ("user", "assistant"):
                 continue
@@ -315,12 +336,27 @@ class ChatController:
                     record.id,
                 )
             )
+            turns.append(turn)
             if record.role == "user":
-                message = user_message(record.content)
-            else:
-                message = restored_reply(record, _speaker(self.sidebar.settings()))
-            self.interface.objects = [*self.interface.objects, message]
-            self._show(turn, message)
+                shown.append(Entry(0, "user", record.content))
+                continue
+            status, footer, error = ended(record.stats or Stats(Outcome.from_status(record.status)))
+            shown.append(
+                Entry(
+                    0,
+                    "assistant",
+                    record.content,
+                    name=name,
+                    status=status,
+                    footer=footer,
+                    error=error,
+                    steps=step_views(record.steps or []),
+                )
+            )
+        self.transcript.load(shown)
+        offset = len(shown) - len(turns)
+        for turn, entry in zip(turns, self.transcript.entries[offset:]):
+            self._show(turn, entry.id)
 
     # -- the store
     def _in_background(self, save: Coroutine[Any, Any, None]) -> None:
@@ -350,6 +386,8 @@ class ChatController:
                 system_prompt=settings.system_prompt,
             )
             self.conversation_id = created.id if created is not None else None
+            if self.conversation_id is not None and self._writing is not None:
+                WRITING[self.conversation_id] = self._writing
         if self.conversation_id is not None:
             turn.store_id = await self.gateway.add_message(
                 self.conversation_id, "user", turn.content
@@ -359,16 +397,35 @@ class ChatController:
         # The conversation list is refreshed once the reply is saved, not now: rebuilding it
         # on the event loop would delay the reply's first tokens.
 
-    async def _save_reply(self, turn: Turn, settings: Settings) -> None:
+    async def _save_reply(self, turn: Turn, settings: Settings, reply: LiveReply) -> None:
+        try:
+            await self._store_reply(turn, settings)
+        finally:
+            for conversation, writing in list(WRITING.items()):
+                if writing is reply:
+                    del WRITING[conversation]
+            reply.saved()
+
+    async def _store_reply(self, turn: Turn, settings: Settings) -> None:
         if self.conversation_id is None:
             return
-        await self.gateway.update_settings(
+        snapshot = self.sidebar.snapshot()
+        saved = (
             self.conversation_id,
-            backend=settings.backend,
-            model=settings.model,
-            settings=self.sidebar.snapshot(),
-            system_prompt=settings.system_prompt,
+            settings.backend,
+            settings.model,
+            snapshot,
+            settings.system_prompt,
         )
+        if saved != self._saved_settings:  # most exchanges change no setting: no write
+            await self.gateway.update_settings(
+                self.conversation_id,
+                backend=settings.backend,
+                model=settings.model,
+                settings=snapshot,
+                system_prompt=settings.system_prompt,
+            )
+            self._saved_settings = saved
         turn.store_id = await self.gateway.add_message(
             self.conversation_id,
             "assistant",
@@ -406,33 +463,25 @@ class ChatController:
                 "The chat works, but nothing is saved."
             )
 
-    async def _callback_failed(self, error: BaseException, instance: Any) -> None:
-        """A bug in the app (not a model failure, which ends a stream normally)."""
-        log.error("chat callback failed", exc_info=error)
-        self.say(f"Something went wrong in mixchat: {error}. The chat keeps working.")
 
-
-async def stream_reply(events: AsyncIterator[Any], view: ReplyView) -> FinishedReply:
-    """Show a backend stream in ``view``; the final ``Done`` gives status and stats."""
-    throttle = Throttle()
+async def stream_reply(events: AsyncIterator[Any], reply: LiveReply) -> FinishedReply:
+    """Show a backend stream in ``reply``; the final ``Done`` gives status and stats."""
     done: Done | None = None
     async for event in events:
         if isinstance(event, TextDelta):
-            if throttle.push(event.text):
-                view.show(throttle.flushed())
+            reply.write(event.text)
         elif isinstance(event, Queued):
             ahead = event.position
-            view.set_status(
+            reply.status(
                 f"Waiting for the model: {ahead} request{'s' if ahead > 1 else ''} ahead of you…"
             )
         elif isinstance(event, Done):
             done = event
-    view.show(throttle.flushed())
     if done is None:  # pragma: no cover - stream() always ends with Done
-        return FinishedReply(throttle.text, Stats(Outcome.ERROR, error="The reply ended early."))
+        return FinishedReply(reply.text, Stats(Outcome.ERROR, error="The reply ended early."))
     if done.outcome is Outcome.ERROR:  # the line shown and kept: the error, and what to do
         done = dataclasses.replace(done, error=error_advice(done.exception, done.error))
-    return FinishedReply(throttle.text, done)
+    return FinishedReply(reply.text, done)
 
 
 def _speaker(settings: Settings) -> str:

@@ -148,6 +148,17 @@ class ConversationsPanel:
             if summary.id == current:
                 self.title.value = summary.title
 
+    async def touched(self, conversation_id: str | None) -> None:
+        """The open conversation was just saved: refresh unless it already heads the list.
+
+        Saving moves a conversation to the top; when it is there already (the usual case
+        while chatting) the list cannot have changed, so no store query and no page update.
+        """
+        unfiltered = not self.search.value_input
+        if unfiltered and self._shown and self._shown[0][0] == conversation_id:
+            return
+        await self.refresh()
+
     def _show_disabled(self) -> None:
         self.items.objects = []
         self.notice.object = text_html(f"History is off: {self.gateway.error}", "mixchat-error")

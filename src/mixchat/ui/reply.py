@@ -1,25 +1,25 @@
-"""One assistant reply on screen: streamed text, a status line while waiting, stats after.
+"""The reply being written: what the chat and the agent runner tell the transcript about it.
 
-Only the Markdown body changes while tokens arrive, and it streams (each update carries the
-appended HTML, not the whole reply), so a long reply costs about its own size on the wire.
+A :class:`LiveReply` is a handle on one assistant message of the :class:`Transcript`: its
+status line while it waits (queued, loading, thinking), its text as it streams, its agent
+steps, and at the end its outcome (stats line, stopped or error). It holds no widgets.
+
+A reload makes a new session while the old one still writes the reply. So replies being
+written are listed per process by conversation (:data:`WRITING`): a page that opens that
+conversation shows the text so far and follows the reply to its end (:meth:`follow`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import panel as pn
-
 from mixchat.agent.steps import Step
+from mixchat.backends import CancelToken
 from mixchat.outcome import Outcome, Stats, Status
-from mixchat.store import MessageRecord
-from mixchat.ui.render import APP_CSS, markdown_pane, text_html
 from mixchat.ui.stats import format_stats
-
-ASSISTANT_AVATAR = "M"
-USER_NAME = "You"
-USER_AVATAR = "Y"
-
+from mixchat.ui.transcript import StepView, Transcript
+from mixchat.ui.transcript.component import Shown
 
 STEP_LIMIT_NOTE = "The agent reached its step limit before a final answer."
 
@@ -37,82 +37,79 @@ class FinishedReply:
         return self.stats.outcome.status
 
 
-class ReplyView:
-    """The widgets of one reply, inside one ``ChatMessage``."""
+def ended(stats: Stats) -> tuple[Shown, str, str]:
+    """How a reply's end shows: its status, its stats line, its error or note."""
+    error = ""
+    if stats.outcome is Outcome.ERROR:
+        error = stats.error or "The model failed."
+    elif stats.outcome is Outcome.STEP_LIMIT:
+        error = STEP_LIMIT_NOTE
+    return stats.outcome.status, format_stats(stats), error
 
-    def __init__(self, user: str, steps: pn.Column | None = None) -> None:
-        self.body = markdown_pane("", streaming=True, css_classes=["message", "mixchat-reply"])
-        self.status = pn.pane.HTML("", css_classes=["mixchat-status"], margin=(2, 10))
-        self.notice = pn.pane.HTML(
-            "", css_classes=["mixchat-notice"], margin=(2, 10), visible=False
+
+class LiveReply:
+    """One assistant message on screen while it is written (and its followers' copies)."""
+
+    def __init__(self, transcript: Transcript, entry_id: int, cancel: CancelToken) -> None:
+        self.screens: list[tuple[Transcript, int]] = [(transcript, entry_id)]
+        self.cancel = cancel
+        self.text = ""
+        self.progress = ""
+        self.notice_text = ""
+        self.steps: dict[int, StepView] = {}
+        self.finished: FinishedReply | None = None
+        self._on_saved: list[Callable[[], None]] = []
+
+    def status(self, text: str) -> None:
+        """The line shown until the first text: queued, loading, thinking."""
+        self.progress = text
+        for transcript, entry in self.screens:
+            transcript.set(entry, progress=text)
+
+    def notice(self, text: str) -> None:
+        self.notice_text = text
+        for transcript, entry in self.screens:
+            transcript.set(entry, notice=text)
+
+    def write(self, text: str) -> None:
+        """More text of the reply (the transcript batches it by time)."""
+        self.text += text
+        for transcript, entry in self.screens:
+            transcript.delta(entry, text)
+
+    def step(self, step: StepView) -> None:
+        self.steps[step.n] = step
+        for transcript, entry in self.screens:
+            transcript.step(entry, step)
+
+    def finish(self, reply: FinishedReply) -> None:
+        """The last text, then the stats line (and the error, the note or 'stopped')."""
+        if reply.text.startswith(self.text) and len(reply.text) > len(self.text):
+            self.write(reply.text[len(self.text) :])
+        self.finished = reply
+        status, footer, error = ended(reply.stats)
+        for transcript, entry in self.screens:
+            transcript.finish(entry, status, footer=footer, error=error)
+
+    def follow(self, transcript: Transcript, name: str, on_saved: Callable[[], None]) -> None:
+        """Show this reply in another page too, from its text so far; ``on_saved`` at the end."""
+        entry = transcript.append(
+            "assistant",
+            self.text,
+            name=name,
+            status="streaming",
+            progress=self.progress,
+            notice=self.notice_text,
+            steps=[step for step in self.steps.values() if not step.gone],
         )
-        self.footer = pn.pane.HTML("", css_classes=["mixchat-stats"], margin=(2, 10))
-        self.steps = steps or pn.Column(sizing_mode="stretch_width", margin=0)
-        # the body joins the layout with the first text: an error leaves no empty bubble
-        self.layout = pn.Column(
-            self.notice, self.steps, self.status, self.footer, sizing_mode="stretch_width", margin=0
-        )
-        self.message = pn.chat.ChatMessage(
-            self.layout,
-            user=user,
-            avatar=ASSISTANT_AVATAR,
-            show_reaction_icons=False,
-            show_copy_icon=False,
-            sizing_mode="stretch_width",
-            stylesheets=[APP_CSS],
-        )
+        self.screens.append((transcript, entry))
+        self._on_saved.append(on_saved)
 
-    def show(self, text: str) -> None:
-        """Show the reply so far (Panel sends only what was appended)."""
-        if not text:
-            return
-        self.body.object = text
-        if self.body not in self.layout.objects:
-            self.set_status("")
-            self.layout.insert(2, self.body)
-
-    def set_status(self, text: str) -> None:
-        self.status.object = text_html(text) if text else ""
-
-    def set_notice(self, text: str) -> None:
-        self.notice.object = text_html(text)
-        self.notice.visible = bool(text)
-
-    def finish(self, stats: Stats) -> None:
-        """Replace the status line by the stats (and the error or a note, if any)."""
-        self.set_status("")
-        parts = []
-        if stats.outcome is Outcome.ERROR:
-            parts.append(text_html(stats.error or "The model failed.", "mixchat-error"))
-        elif stats.outcome is Outcome.STEP_LIMIT:
-            parts.append(text_html(STEP_LIMIT_NOTE, "mixchat-error"))
-        elif stats.outcome is Outcome.CANCELLED:
-            parts.append(text_html("Stopped: the reply is incomplete.", "mixchat-stopped"))
-        parts.append(text_html(format_stats(stats), "mixchat-stats-line"))
-        self.footer.object = "<br>".join(parts)
-        self.footer.css_classes = ["mixchat-stats", f"mixchat-{stats.outcome.status}"]
+    def saved(self) -> None:
+        """The reply is in the store: followers reopen the conversation from there."""
+        for callback in self._on_saved:
+            callback()
 
 
-def user_message(text: str) -> pn.chat.ChatMessage:
-    """A stored user message shown again (when a conversation is opened)."""
-    return pn.chat.ChatMessage(
-        markdown_pane(text, css_classes=["message"]),
-        user=USER_NAME,
-        avatar=USER_AVATAR,
-        show_reaction_icons=False,
-        show_copy_icon=False,
-        stylesheets=[APP_CSS],
-    )
-
-
-def restored_reply(record: MessageRecord, user: str) -> pn.chat.ChatMessage:
-    """A stored assistant message shown again, with its stats and agent steps."""
-    steps = None
-    if record.steps:
-        from mixchat.ui.agent_view import AgentStepsView
-
-        steps = AgentStepsView.from_steps(record.steps).layout
-    view = ReplyView(user, steps=steps)
-    view.show(record.content)
-    view.finish(record.stats or Stats(Outcome.from_status(record.status)))
-    return view.message
+#: Replies being written in this process, by conversation id.
+WRITING: dict[str, LiveReply] = {}

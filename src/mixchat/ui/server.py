@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 import socket
@@ -23,6 +24,10 @@ log = logging.getLogger("mixchat.ui")
 def configure_panel() -> None:
     """Everything the page needs comes from this server (no CDN), and the chat looks right."""
     pn.config.js_files = {**pn.config.js_files, "mixchat_offline": f"{ASSETS_ROUTE}/offline.js"}
+    # KaTeX's @font-face rules belong to the page: browsers ignore them inside a shadow root.
+    fonts = f"{ASSETS_ROUTE}/katex/fonts.css"
+    if fonts not in pn.config.css_files:
+        pn.config.css_files = [*pn.config.css_files, fonts]
     pn.extension()
     pn.config.disconnect_notification = "Connection to the mixchat server lost: reload the page."
 
@@ -117,6 +122,11 @@ def serve(
         *kwargs.pop("extra_patterns", []),
     ]
     _log_to_stderr()
+    # Everything imported so far lives as long as the process: keep it out of the garbage
+    # collector's full passes (Panel runs one after each closed session), which otherwise
+    # walk the whole heap of Bokeh and Panel modules on the event loop.
+    gc.collect()
+    gc.freeze()
     if note:
         log.info("%s", note)
     log.info(

@@ -1,0 +1,135 @@
+"""8. The web tier alone: server CPU and websocket bytes per exchange, and per new page.
+
+On the echo backend (it repeats the message, token by token, with a small delay), so all the
+server's work is the app's own: the transcript, the store, Panel and Bokeh. One page holds a
+conversation of ``cfg.web_turns`` exchanges of ~200 words each; for each exchange the server
+process's CPU time (``/proc``, through psutil) from the Enter key until the reply's footer
+shows and the store writes after it are done, the bytes the page received meanwhile, and the
+reply's own size. Then new pages: a fresh one (the welcome only), and a fresh one that opens
+a stored conversation of 50 messages from the list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import psutil
+from common import Config, Section, Stopwatch, median
+from web import ChatPage, Chromium, Server, cpu_seconds
+
+from mixchat.store import ConversationStore
+
+SETTLE = 0.3  # seconds after a reply for the store writes that follow it
+WORDS = 200
+FIFTY = "fifty stored messages"
+
+
+def echo_message(turn: int, words: int = WORDS) -> str:
+    return f"turn {turn}: " + " ".join(f"w{turn}x{index}" for index in range(words))
+
+
+def seed_conversation(database_url: str, messages: int = 50) -> None:
+    """A stored conversation of ``messages`` messages for the local owner, as if chatted."""
+    with ConversationStore(database_url) as store:
+        conversation = store.create(
+            "local", title=FIFTY, backend="echo", model=None, settings={}, system_prompt=""
+        )
+        for index in range(messages // 2):
+            text = echo_message(index)
+            store.add_message("local", conversation.id, "user", text)
+            stats = {"finish_reason": "stop", "completion_tokens": WORDS, "duration": 1.0}
+            store.add_message("local", conversation.id, "assistant", text, stats=stats)
+
+
+async def _exchange(page: ChatPage, server: psutil.Process, turn: int) -> dict[str, float]:
+    start_frames = len(page.frames)
+    before = cpu_seconds(server)
+    reply = await page.send(echo_message(turn))
+    await asyncio.sleep(SETTLE)
+    cpu = cpu_seconds(server) - before
+    received = sum(frame.size for frame in page.frames[start_frames:])
+    return {
+        "cpu": cpu,
+        "bytes": received,
+        "reply_bytes": len(reply.text.encode()),
+        "first_token": reply.first_token,
+        "correct": float(reply.text.strip() == echo_message(turn)),
+    }
+
+
+async def _new_page(browser: Chromium, url: str, server: psutil.Process, open_title: str = ""):
+    """Server CPU to build a new page (and open a conversation from its list), and seconds."""
+    before = cpu_seconds(server)
+    page, seconds = await browser.open_chat(url)
+    if open_title:
+        await page.page.locator("button", has_text=open_title).first.click()
+        await page.page.locator(".mixchat-user").nth(24).wait_for(timeout=60_000)
+    await asyncio.sleep(SETTLE)
+    cpu = cpu_seconds(server) - before
+    await page.page.close()
+    return cpu, seconds
+
+
+async def run(cfg: Config, browser: Chromium, server: Server) -> Section:
+    section = Section("Web tier (echo backend)")
+    clock = Stopwatch()
+    serving = psutil.Process(server.process.pid)
+    page, _ = await browser.open_chat(server.url)
+    try:
+        await page.send("warm up")
+        turns = [await _exchange(page, serving, turn) for turn in range(cfg.web_turns)]
+    finally:
+        await page.page.close()
+    cpu = [t["cpu"] * 1000 for t in turns]
+    ratio = [t["bytes"] / max(1, t["reply_bytes"]) for t in turns]
+    head, tail = cpu[:3], cpu[-3:]
+    section.add("server CPU per exchange, turns 1-3 (median)", median(head), "ms", target=20)
+    section.add(
+        f"server CPU per exchange, turns {len(cpu) - 2}-{len(cpu)} (median)",
+        median(tail),
+        "ms",
+        target=20,
+        note=f"flat: {median(tail) / max(median(head), 1e-9):.2f}x turns 1-3",
+    )
+    section.add(
+        "websocket bytes per exchange / reply bytes",
+        median(ratio),
+        "x",
+        target=3,
+        note=f"median of {len(ratio)}; reply ~{median(t['reply_bytes'] for t in turns):.0f} bytes",
+    )
+    section.add(
+        "first token, Enter to text on screen (echo)",
+        median(t["first_token"] * 1000 for t in turns),
+        "ms",
+    )
+    section.add("replies not exactly as sent", sum(1 - t["correct"] for t in turns), "", target=0)
+    fresh = [await _new_page(browser, server.url, serving) for _ in range(3)]
+    fifty = [await _new_page(browser, server.url, serving, FIFTY) for _ in range(3)]
+    section.add(
+        "server CPU per new page, 0 past messages",
+        median(c * 1000 for c, _ in fresh),
+        "ms",
+        target=100,
+        note=f"page usable in {median(s for _, s in fresh):.2f} s",
+    )
+    section.add(
+        "server CPU per new page that opens 50 past messages",
+        median(c * 1000 for c, _ in fifty),
+        "ms",
+        target=100,
+        note="the page, then a click on the stored conversation in its list",
+    )
+    section.notes.append(
+        f"{len(turns)} exchanges of {WORDS}-word echo replies in one conversation; CPU of the "
+        f"server process from the Enter key to {SETTLE:g} s after the reply's footer (its "
+        "store writes included). Bytes: every websocket frame the page received meanwhile."
+    )
+    section.series = {"cpu": cpu, "ratio": ratio}
+    section.seconds = clock()
+    return section
+
+
+def database_url(scratch: Path, name: str) -> str:
+    return f"sqlite:///{scratch / name}.sqlite"
