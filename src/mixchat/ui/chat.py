@@ -115,13 +115,17 @@ class ChatController:
 
     # -- an exchange
     async def send(self, text: str, *, typed: bool = False) -> None:
-        """The user's message, then the reply; ``typed``: the browser already shows it."""
+        """The user's message, then the reply; returns once both are saved.
+
+        ``typed``: sent from this page's input box, which already shows it.
+        """
         if self.busy:
             self.transcript.hint(BUSY_HINT)
             return
         if not text.strip():
             return
         await self._exchange(text, typed)
+        await self.settled()
 
     async def regenerate(self) -> None:
         """Drop the last reply and answer the last user message again."""
