@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
@@ -53,12 +54,16 @@ class Runner:
         self.scratch = scratch
         self.sections: list[Section] = []
         self.errors: list[str] = []
+        self.only: set[str] = set()  # run only these benchmarks (all when empty)
 
     def env(self, name: str) -> dict[str, str]:
         """A fresh conversation store per server, so no earlier run's history is listed."""
         return {"MIXCHAT_DATABASE_URL": f"sqlite:///{self.scratch / name}.sqlite"}
 
     async def attempt(self, name: str, work: Awaitable[Any]) -> Any:
+        if self.only and name not in self.only:
+            work.close()  # type: ignore[attr-defined]
+            return None
         started = time.perf_counter()
         print(f"[bench] {name}…", file=sys.stderr, flush=True)
         try:
@@ -94,7 +99,10 @@ class Runner:
         async with Chromium() as browser:
             main = self.server("main", cfg.reply_tokens)
             try:
-                if await self.attempt("cold start", coldstart.run(browser, main)):
+                started = await self.attempt("cold start", coldstart.run(browser, main))
+                if started is None and self.only and "cold start" not in self.only:
+                    started = main.wait_ready()  # cold start not asked for
+                if started:
                     await self.attempt("streaming", streaming.run(cfg, backend, browser, main))
             finally:
                 main.stop()
@@ -143,6 +151,8 @@ class Runner:
     async def with_server(
         self, name: str, max_tokens: int, probe: bool, work: Any, echo: bool = False
     ) -> None:
+        if self.only and name not in self.only:
+            return
         server = self.server(name.replace(" ", "-"), max_tokens, probe, echo)
         try:
             server.wait_ready()
@@ -162,9 +172,14 @@ def main() -> int:
         action="store_true",
         help="only the cold start and the streaming paths (raw, backend, web, api)",
     )
+        "--only", default="", help="comma-separated benchmark names, e.g. 'web tier,wire'"
+    )
+    parser.add_argument("--repetitions", type=int, default=None, help="streaming repetitions")
     args = parser.parse_args()
     out = args.out or Path(__file__).parent / "results"
     cfg = Config.quick_run(out) if args.quick else Config(out=out)
+    if args.repetitions:
+        cfg = dataclasses.replace(cfg, repetitions=args.repetitions)
     out.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.WARNING)
     # Stopped with SIGTERM, still stop the servers and the browser (they run in sessions of their own).
@@ -173,6 +188,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mixchat-bench-") as scratch:
         runner = Runner(cfg, Path(scratch))
         runner.streaming_only = args.streaming_only
+        runner.only = {name.strip() for name in args.only.split(",") if name.strip()}
         asyncio.run(runner.run())
     plots.draw(runner.sections, out)
     report.write(

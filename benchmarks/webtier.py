@@ -18,6 +18,7 @@ import psutil
 from common import Config, Section, Stopwatch, median
 from web import ChatPage, Chromium, Server, cpu_seconds
 
+from mixchat.outcome import Outcome, Stats
 from mixchat.store import ConversationStore
 
 SETTLE = 0.3  # seconds after a reply for the store writes that follow it
@@ -38,7 +39,7 @@ def seed_conversation(database_url: str, messages: int = 50) -> None:
         for index in range(messages // 2):
             text = echo_message(index)
             store.add_message("local", conversation.id, "user", text)
-            stats = {"finish_reason": "stop", "completion_tokens": WORDS, "duration": 1.0}
+            stats = Stats(Outcome.STOP, completion_tokens=WORDS, duration=1.0)
             store.add_message("local", conversation.id, "assistant", text, stats=stats)
 
 
