@@ -172,6 +172,7 @@ def main() -> int:
         action="store_true",
         help="only the cold start and the streaming paths (raw, backend, web, api)",
     )
+    parser.add_argument(
         "--only", default="", help="comma-separated benchmark names, e.g. 'web tier,wire'"
     )
     parser.add_argument("--repetitions", type=int, default=None, help="streaming repetitions")
