@@ -93,8 +93,8 @@ async def test_agent_mode_in_the_chat_sends_the_system_prompt_and_fits_what_it_s
     # what is sent, plus the agent's reply, fits the context: the fit measured this prompt
     assert backend.count_tokens(sent) + 512 <= 900
     assert len(sent) < 1 + 8 + 1  # older turns were dropped to make room
-    notice = chat.interface.objects[-1].object.objects[0]
-    assert notice.visible and "oldest messages no longer fit" in notice.object
+    reply = [entry for entry in chat.transcript.entries if entry.role == "assistant"][-1]
+    assert "oldest messages no longer fit" in reply.notice
 
 
 async def test_the_agents_requests_take_the_users_turn_in_the_queue() -> None:

@@ -196,8 +196,8 @@ async def test_the_chat_records_usage_per_user_and_a_limit_is_a_clear_reply(
     await _say(alice, "over the limit?")
     refused = alice.history.turns[-1]
     assert refused.status == "error"
-    footer = alice.interface.objects[-1].object.objects[-1].object
-    assert "tokens_per_day" in footer and "00:00 UTC" in footer
+    shown = [entry for entry in alice.transcript.entries if entry.role == "assistant"][-1]
+    assert "tokens_per_day" in shown.error and "00:00 UTC" in shown.error
     await _say(bob, "bob still works")  # one user's limit is theirs alone
     assert bob.history.turns[-1].content == "bob still works"
     store.close()
