@@ -27,6 +27,8 @@ SECTIONS = (
     "Concurrency",
     "Memory",
     "Bytes on the websocket",
+    "Web tier (echo backend)",
+    "Concurrency (echo backend)",
 )
 
 
@@ -49,7 +51,13 @@ def test_quick_run_writes_the_table_and_plots(tmp_path: Path, embedded_gguf: Pat
     assert "| of which frames carrying the text | 0 bytes |" not in report, (
         "the reply's frames were not found"
     )
-    for name in ("streaming.png", "concurrency.png", "multiturn.png"):
+    for name in (
+        "streaming.png",
+        "concurrency.png",
+        "multiturn.png",
+        "webtier.png",
+        "concurrency-echo.png",
+    ):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({name})" in report
 
