@@ -29,8 +29,12 @@ CHROMIUM_ARGS = [
 INPUT = "Message the model"
 
 
-#: The visible text of elements (inside the transcript's shadow root, which locators pierce).
-_TEXT = "els => els.map(el => el.innerText)"
+#: The visible text of elements: the transcript's own (inside its shadow root, which locators
+#: pierce), or a Panel pane's, which renders in a shadow root of its own.
+_TEXT = """els => els.map(el => el.shadowRoot
+  ? Array.from(el.shadowRoot.children)
+      .filter(c => !['STYLE', 'LINK'].includes(c.tagName)).map(c => c.innerText).join('')
+  : el.innerText)"""
 
 
 @dataclass
