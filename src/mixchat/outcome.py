@@ -13,8 +13,10 @@ import enum
 from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args
 
-#: Whether a stored message is whole, was stopped, or failed (a user message is "complete").
-Status = Literal["complete", "stopped", "error"]
+#: Whether a stored message is whole, was stopped, or failed (a user message is "complete");
+#: "streaming" while a reply is being written, "interrupted" when the process writing it
+#: died (its text is what had been saved, and it can be regenerated).
+Status = Literal["complete", "stopped", "error", "streaming", "interrupted"]
 STATUSES: tuple[Status, ...] = get_args(Status)
 
 
@@ -44,7 +46,9 @@ class Outcome(str, enum.Enum):
     @classmethod
     def from_status(cls, status: str) -> Outcome:
         """The outcome a stored message's status stands for, where nothing more is known."""
-        return {"stopped": cls.CANCELLED, "error": cls.ERROR}.get(status, cls.STOP)
+        return {"stopped": cls.CANCELLED, "error": cls.ERROR, "interrupted": cls.ERROR}.get(
+            status, cls.STOP
+        )
 
     def __str__(self) -> str:  # "stop", not "Outcome.STOP", in messages and f-strings
         return self.value

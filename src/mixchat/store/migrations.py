@@ -133,6 +133,30 @@ def m004_usage(connection: Connection) -> None:
     connection.execute(text("CREATE INDEX ix_usage_owner_created ON usage (owner, created_at)"))
 
 
+@migration
+def m005_message_tree(connection: Connection) -> None:
+    """Messages form a tree: a parent per message, the branch last used per conversation.
+
+    Every existing message keeps its place: its parent is the message before it in its
+    conversation, and each conversation's current branch ends at its last message. A
+    reply being written has a heartbeat (``updated_at``) so a crash shows as interrupted;
+    ``prompt`` keeps what the model received for a reply (the prompt inspector).
+    """
+    timestamp = "TIMESTAMP WITH TIME ZONE" if connection.dialect.name == "postgresql" else "DATETIME"
+    for statement in (
+        "ALTER TABLE messages ADD COLUMN parent_id INTEGER",
+        f"ALTER TABLE messages ADD COLUMN updated_at {timestamp}",
+        "ALTER TABLE messages ADD COLUMN prompt JSON",
+        "ALTER TABLE conversations ADD COLUMN leaf_id INTEGER",
+        "CREATE INDEX ix_messages_parent ON messages (parent_id)",
+        "UPDATE messages SET parent_id = (SELECT MAX(earlier.id) FROM messages earlier"
+        " WHERE earlier.conversation_id = messages.conversation_id AND earlier.id < messages.id)",
+        "UPDATE conversations SET leaf_id = (SELECT MAX(messages.id) FROM messages"
+        " WHERE messages.conversation_id = conversations.id)",
+    ):
+        connection.execute(text(statement))
+
+
 def applied(connection: Connection) -> list[str]:
     """Names of the migrations this database has recorded (none for a new database)."""
     _record_metadata.create_all(connection, checkfirst=True)

@@ -57,6 +57,7 @@ class ConversationRow(Base):
     model: Mapped[str | None] = mapped_column(Text)
     settings: Mapped[dict[str, Any]]
     system_prompt: Mapped[str] = mapped_column(Text)
+    leaf_id: Mapped[int | None] = mapped_column(Integer)
 
     messages: Mapped[list[MessageRow]] = relationship(
         back_populates="conversation",
@@ -79,6 +80,9 @@ class MessageRow(Base):
     stats: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     steps: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[datetime]
+    parent_id: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime | None]
+    prompt: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
     conversation: Mapped[ConversationRow] = relationship(back_populates="messages")
 

@@ -26,6 +26,9 @@ class MessageRecord:
     stats: Stats | None
     steps: list[Step] | None
     created_at: datetime
+    parent_id: int | None = None
+    #: What the model received for this reply (see :mod:`mixchat.prompt.inspect`), or None.
+    prompt: dict[str, Any] | None = None
 
 
 @dataclass
@@ -41,13 +44,51 @@ class ConversationSummary:
 
 @dataclass
 class Conversation(ConversationSummary):
-    """A whole conversation: its settings and its messages, oldest first."""
+    """A whole conversation: its settings, its current branch and its tree of messages.
+
+    ``messages`` is the branch last used, oldest first (what the model sees and the faces
+    show); ``tree`` is every message of every branch, by id. Editing a message or
+    regenerating a reply adds a sibling instead of replacing it.
+    """
 
     owner: str
     created_at: datetime
     settings: dict[str, Any]
     system_prompt: str
     messages: list[MessageRecord] = field(default_factory=list)
+    tree: list[MessageRecord] = field(default_factory=list)
+    leaf_id: int | None = None
+
+    def message(self, message_id: int) -> MessageRecord:
+        for record in self.tree:
+            if record.id == message_id:
+                return record
+        raise KeyError(message_id)
+
+    def children(self, message_id: int | None) -> list[MessageRecord]:
+        """The replies to a message (``None``: the first messages), oldest first."""
+        return [record for record in self.tree if record.parent_id == message_id]
+
+    def siblings(self, message_id: int) -> list[MessageRecord]:
+        """This message and its alternatives (same parent), oldest first: ``‹ 2/3 ›``."""
+        return self.children(self.message(message_id).parent_id)
+
+    def path_to(self, message_id: int | None) -> list[MessageRecord]:
+        """The branch from the first message down to ``message_id``, oldest first."""
+        by_id = {record.id: record for record in self.tree}
+        path: list[MessageRecord] = []
+        current = message_id
+        while current is not None and current in by_id and len(path) <= len(by_id):
+            path.append(by_id[current])
+            current = by_id[current].parent_id
+        return path[::-1]
+
+    def newest_leaf(self, message_id: int | None) -> int | None:
+        """The end of the newest branch under ``message_id`` (itself if it has no replies)."""
+        current = message_id
+        while children := self.children(current):
+            current = children[-1].id
+        return current
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ import builtins
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 
 DEFAULT_TITLE = "New chat"
 TITLE_LENGTH = 60
+#: A "streaming" reply not saved for this long was being written by a process that died.
+STALE_AFTER = timedelta(seconds=15)
+#: ``add_message(parent=CURRENT)``: answer the end of the conversation's current branch.
+CURRENT: Literal["current"] = "current"
 
 
 def title_from(first_message: str) -> str:
@@ -116,7 +120,7 @@ class ConversationStore:
         with self._write("creating a conversation") as session:
             session.add(row)
             session.flush()
-            return _conversation(row, [])
+            return _conversation(row, [], now)
 
     def list(self, owner: str, search: str | None = None) -> list[ConversationSummary]:
         """The owner's conversations, newest first; ``search`` matches titles and message text."""
@@ -135,7 +139,27 @@ class ConversationStore:
     def get(self, owner: str, conversation_id: str) -> Conversation:
         with self._read("reading a conversation") as session:
             row = self._owned(session, owner, conversation_id, load_messages=True)
-            return _conversation(row, row.messages)
+            return _conversation(row, row.messages, utcnow())
+
+    def branch_path(self, owner: str, conversation_id: str) -> list[MessageRecord]:
+        """The conversation's current branch, oldest first (what the model is sent)."""
+        return self.get(owner, conversation_id).messages
+
+    def select_branch(self, owner: str, conversation_id: str, message_id: int) -> list[MessageRecord]:
+        """Make the branch through ``message_id`` current and return it.
+
+        The branch follows the newest replies below that message to their end, so picking
+        ``‹ 1/2 ›`` on an earlier reply shows that reply's whole continuation.
+        """
+        with self._write("switching branches") as session:
+            row = self._owned(session, owner, conversation_id, load_messages=True)
+            conversation = _conversation(row, row.messages, utcnow())
+            try:
+                conversation.message(message_id)
+            except KeyError:
+                raise NotFound(f"no message {message_id} in conversation {conversation_id}") from None
+            row.leaf_id = conversation.newest_leaf(message_id)
+            return conversation.path_to(row.leaf_id)
 
     def resolve_id(self, owner: str, prefix: str) -> str:
         """The full id of the owner's conversation whose id starts with ``prefix`` (for the CLI)."""
@@ -199,24 +223,41 @@ class ConversationStore:
         status: Status = "complete",
         stats: Stats | None = None,
         steps: Sequence[Step] | None = None,
+        parent: int | None | Literal["current"] = CURRENT,
+        prompt: dict[str, Any] | None = None,
     ) -> int:
-        """Append a message and return its id (ids grow: later messages have larger ids)."""
+        """Add a message below ``parent`` and make its branch current; return its id.
+
+        ``parent`` is by default the end of the current branch (a plain append); give an
+        earlier message's parent to add an alternative: an edited user message, or a
+        regenerated reply beside the old one. ``None`` starts a new first message. Ids grow:
+        later messages have larger ids.
+        """
         _check(role=role, status=status)
         with self._write("saving a message") as session:
             conversation = self._owned(session, owner, conversation_id)
+            parent_id = conversation.leaf_id if parent == CURRENT else parent
+            if parent_id is not None:
+                parent_row = session.get(MessageRow, parent_id)
+                if parent_row is None or parent_row.conversation_id != conversation.id:
+                    raise NotFound(f"no message {parent_id} in conversation {conversation_id}")
             now = utcnow()
             row = MessageRow(
                 conversation_id=conversation.id,
+                parent_id=parent_id,
                 role=role,
                 content=content,
                 status=status,
                 stats=_stats_json(stats),
                 steps=_steps_json(steps),
+                prompt=prompt,
                 created_at=now,
+                updated_at=now,
             )
             session.add(row)
             conversation.updated_at = now
             session.flush()
+            conversation.leaf_id = row.id
             return row.id
 
     def update_message(
@@ -228,8 +269,10 @@ class ConversationStore:
         status: Status | None = None,
         stats: Stats | None = None,
         steps: Sequence[Step] | None = None,
+        prompt: dict[str, Any] | None = None,
     ) -> None:
-        """Change a saved message (a reply's final text, status, stats); ``None`` keeps a field."""
+        """Change a saved message (a reply's text so far or final text, status, stats, the
+        prompt it answered); ``None`` keeps a field. Each call is also a reply's heartbeat."""
         _check(status=status)
         with self._write("saving a message") as session:
             row = self._owned_message(session, owner, message_id)
@@ -239,23 +282,30 @@ class ConversationStore:
                 status=status,
                 stats=_stats_json(stats),
                 steps=_steps_json(steps),
+                prompt=prompt,
             )
-            row.conversation.updated_at = utcnow()
+            row.updated_at = row.conversation.updated_at = utcnow()
 
     def delete_messages_from(self, owner: str, conversation_id: str, message_id: int) -> None:
-        """Remove this message and every later one (undo, regenerate, edit and resend)."""
+        """Remove this message and every reply below it (undo); other branches stay.
+
+        The current branch becomes the newest one left below the removed message's parent.
+        """
         with self._write("deleting messages") as session:
-            conversation = self._owned(session, owner, conversation_id)
-            message = session.get(MessageRow, message_id)
-            if message is None or message.conversation_id != conversation.id:
-                raise NotFound(f"no message {message_id} in conversation {conversation_id}")
-            for row in session.scalars(
-                select(MessageRow).where(
-                    MessageRow.conversation_id == conversation.id, MessageRow.id >= message_id
-                )
-            ):
-                session.delete(row)
-            conversation.updated_at = utcnow()
+            row = self._owned(session, owner, conversation_id, load_messages=True)
+            conversation = _conversation(row, row.messages, utcnow())
+            try:
+                removed = conversation.message(message_id)
+            except KeyError:
+                raise NotFound(f"no message {message_id} in conversation {conversation_id}") from None
+            doomed = _subtree(conversation, message_id)
+            for message in list(row.messages):
+                if message.id in doomed:
+                    session.delete(message)
+            remaining = [m for m in conversation.tree if m.id not in doomed]
+            conversation.tree = remaining
+            row.leaf_id = conversation.newest_leaf(removed.parent_id)
+            row.updated_at = utcnow()
 
     # -- usage (per user and model; the web app and the API record every request)
 
@@ -310,7 +360,7 @@ class ConversationStore:
     def import_json(self, owner: str, data: Any) -> str:
         """Save an exported conversation for ``owner`` under a new id, timestamps kept."""
         exported = export.parse(data)
-        row = ConversationRow(
+        conversation = ConversationRow(
             id=uuid.uuid4().hex,
             owner=owner,
             title=_clean_title(exported.title),
@@ -321,20 +371,28 @@ class ConversationStore:
             settings=exported.settings,
             system_prompt=exported.system_prompt,
         )
-        row.messages = [
-            MessageRow(
-                role=m.role,
-                content=m.content,
-                status=m.status,
-                stats=None if m.stats is None else _imported_stats(m.stats, m.status),
-                steps=None if m.steps is None else _steps_json(_steps(m.steps)),
-                created_at=m.created_at or exported.updated_at,
-            )
-            for m in exported.messages
-        ]
         with self._write("importing a conversation") as session:
-            session.add(row)
-        return row.id
+            session.add(conversation)
+            new_ids: dict[int, int] = {}
+            for m in exported.messages:
+                row = MessageRow(
+                    conversation_id=conversation.id,
+                    parent_id=None if m.parent is None else new_ids[m.parent],
+                    role=m.role,
+                    content=m.content,
+                    status=m.status,
+                    stats=None if m.stats is None else _imported_stats(m.stats, m.status),
+                    steps=None if m.steps is None else _steps_json(_steps(m.steps)),
+                    prompt=m.prompt,
+                    created_at=m.created_at or exported.updated_at,
+                )
+                session.add(row)
+                session.flush()
+                new_ids[cast(int, m.id)] = row.id
+            if exported.messages:
+                current = exported.current if exported.current is not None else m.id
+                conversation.leaf_id = new_ids[cast(int, current)]
+        return conversation.id
 
     # -- internals
 
@@ -410,8 +468,10 @@ def _summary(row: ConversationRow) -> ConversationSummary:
     )
 
 
-def _message(row: MessageRow) -> MessageRecord:
+def _message(row: MessageRow, now: datetime) -> MessageRecord:
     status = cast(Status, row.status)  # checked on the way in
+    if status == "streaming" and (row.updated_at is None or now - row.updated_at > STALE_AFTER):
+        status = "interrupted"  # the process writing it stopped saving: it died mid-reply
     return MessageRecord(
         id=row.id,
         role=cast(Role, row.role),
@@ -422,6 +482,8 @@ def _message(row: MessageRow) -> MessageRecord:
         else Stats.from_dict(row.stats, Outcome.from_status(status)),
         steps=None if row.steps is None else _steps(row.steps),
         created_at=row.created_at,
+        parent_id=row.parent_id,
+        prompt=row.prompt,
     )
 
 
@@ -446,8 +508,9 @@ def _steps(data: list[Any]) -> list[Step]:
     ]
 
 
-def _conversation(row: ConversationRow, messages: list[MessageRow]) -> Conversation:
-    return Conversation(
+def _conversation(row: ConversationRow, messages: list[MessageRow], now: datetime) -> Conversation:
+    tree = [_message(m, now) for m in messages]
+    conversation = Conversation(
         id=row.id,
         title=row.title,
         updated_at=row.updated_at,
@@ -457,8 +520,23 @@ def _conversation(row: ConversationRow, messages: list[MessageRow]) -> Conversat
         created_at=row.created_at,
         settings=dict(row.settings),
         system_prompt=row.system_prompt,
-        messages=[_message(m) for m in messages],
+        tree=tree,
+        leaf_id=row.leaf_id,
     )
+    known = {m.id for m in tree}
+    leaf = row.leaf_id if row.leaf_id in known else conversation.newest_leaf(None)
+    conversation.leaf_id = leaf
+    conversation.messages = conversation.path_to(leaf)
+    return conversation
+
+
+def _subtree(conversation: Conversation, message_id: int) -> set[int]:
+    """The ids of a message and of every message below it."""
+    found = {message_id}
+    for record in conversation.tree:  # parents have smaller ids than their replies
+        if record.parent_id in found:
+            found.add(record.id)
+    return found
 
 
 def _assign_given(row: Any, **fields: Any) -> None:
