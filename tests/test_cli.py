@@ -78,7 +78,7 @@ def test_chat_is_multi_turn() -> None:
     result = mixchat("chat", "--backend", "echo", stdin="first message\n/reset\nsecond\n/exit\n")
     assert result.returncode == 0
     assert "first message" in result.stdout and "second" in result.stdout
-    assert "conversation cleared" in result.stderr
+    assert "(new conversation)" in result.stderr
 
 
 def test_models_lists_every_backend() -> None:

@@ -111,6 +111,11 @@ _NUMBERS: dict[str, type | tuple[type, ...]] = {
 }
 
 
+def plural(count: int, word: str) -> str:
+    """``1 token``, ``2 tokens``: counts in the footers and the CLI."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def _outcome(value: Any, default: Outcome) -> Outcome:
     try:
         return Outcome(value)

@@ -21,7 +21,8 @@ from mixchat.messages import Message
 
 if TYPE_CHECKING:
     from mixchat.agent import AgentFinished
-    from mixchat.backends import Backend
+    from mixchat.backends import Backend, ChatRequest, Done
+    from mixchat.cli.chatlog import ChatLog
     from mixchat.tools import Tool
 
 app = typer.Typer(
@@ -81,9 +82,14 @@ def ask(
         bool, typer.Option("--stats", help="print tokens, speed and finish reason to stderr")
     ] = False,
     mcp: McpOption = None,
+    no_log: Annotated[
+        bool, typer.Option("--no-log", help="do not save the question and answer to history")
+    ] = False,
 ) -> None:
-    """Answer one question on stdout, streamed (usable in scripts). --mcp implies --agent."""
+    """Answer one question on stdout, streamed (usable in scripts); saved to history.
+    --mcp implies --agent."""
     from mixchat.backends import ChatRequest, get_backend
+    from mixchat.cli.chatlog import ChatLog
 
     text = question if question is not None else sys.stdin.read()
     if not text.strip():
@@ -96,11 +102,21 @@ def ask(
     request = ChatRequest(
         _messages(settings, [Message(role="user", content=text)]), settings.sampling()
     )
-    _, done = asyncio.run(stream_reply(backend, request))
+    log = ChatLog.open(settings, enabled=not no_log)
+    try:
+        done = asyncio.run(_ask(log, backend, request, text))
+    finally:
+        log.close()
     if done.error:
         _fail(done.error)
     if stats:
         typer.echo(format_stats(done), err=True)
+
+
+async def _ask(log: ChatLog, backend: Backend, request: ChatRequest, text: str) -> Done:
+    await log.user(text)
+    _, done = await stream_reply(backend, request, progress=await log.reply())
+    return done
 
 
 async def _ask_agent(settings: Settings, backend: Backend, question: str) -> None:
@@ -156,66 +172,60 @@ def chat(
         bool, typer.Option("--agent", help="answer with tools (Calculator, Search, ...)")
     ] = False,
     mcp: McpOption = None,
+    continue_: Annotated[
+        bool,
+        typer.Option(
+            "--continue", "-c", help="continue a stored conversation: the last one, or ID"
+        ),
+    ] = False,
+    conversation: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="with --continue: the conversation's id")
+    ] = None,
+    no_log: Annotated[
+        bool, typer.Option("--no-log", help="do not save this conversation to history")
+    ] = False,
 ) -> None:
-    """Chat in the terminal, streamed, with the whole conversation sent each turn.
+    """Chat in the terminal, streamed, saved to history; /help lists the commands.
 
-    Ctrl+C stops a reply; /reset starts over; /exit (or Ctrl+D) quits. --mcp implies --agent.
+    Arrows edit the line and recall earlier ones; Ctrl+C stops a reply; /exit (or Ctrl+D)
+    quits. --mcp implies --agent.
     """
     from mixchat.backends import get_backend
+    from mixchat.cli.chatlog import ChatLog
+    from mixchat.cli.repl import TerminalChat, run_chat
 
+    if conversation is not None and not continue_:
+        _fail("give --continue to continue conversation " + conversation)
     settings = _with_mcp(settings, mcp)
     backend = get_backend(settings)
+    log = ChatLog.open(settings, enabled=not no_log)
+    agent_answer = None
+    if agent or mcp:
+
+        async def agent_answer(line: str, history: list[Message]) -> AgentFinished:
+            return await _agent_answer(settings, backend, line, history, sys.stdout)
+
+    terminal = TerminalChat(settings, backend, log, agent_answer)
+    if continue_:
+        try:
+            terminal.history = log.resume(conversation)
+        except MixchatError:
+            log.close()
+            raise
+        typer.echo(
+            f"(continuing {log.conversation_id} with {len(terminal.history)} messages)", err=True
+        )
     typer.echo(
-        f"mixchat: talking to {backend.description}. /reset starts over, /exit quits.", err=True
+        f"mixchat: talking to {backend.description}. /help lists commands, /exit quits.", err=True
     )
     # One event loop for the whole chat: MCP servers started by the first answer stay up.
     with asyncio.Runner() as runner:
         try:
-            _chat_loop(settings, backend, runner, agent or bool(mcp))
+            run_chat(terminal, runner)
         finally:
             from mixchat.tools.mcp import close_toolboxes
 
             runner.run(close_toolboxes())
-
-
-def _chat_loop(settings: Settings, backend: Backend, runner: asyncio.Runner, agent: bool) -> None:
-    from mixchat.backends import ChatRequest
-    from mixchat.outcome import Outcome
-
-    history: list[Message] = []
-    while True:
-        try:
-            line = input("you> ")
-        except (EOFError, KeyboardInterrupt):
-            typer.echo("", err=True)
-            return
-        if line.strip() in ("/exit", "/quit"):
-            return
-        if line.strip() == "/reset":
-            history.clear()
-            typer.echo("(conversation cleared)", err=True)
-            continue
-        if not line.strip():
-            continue
-        if agent:
-            finished = runner.run(_agent_answer(settings, backend, line, history, sys.stdout))
-            if finished.outcome is Outcome.ERROR:
-                typer.echo(f"[error] {finished.error}", err=True)
-                continue
-            history += [
-                Message(role="user", content=line),
-                Message(role="assistant", content=finished.answer),
-            ]
-            continue
-        history.append(Message(role="user", content=line))
-        request = ChatRequest(_messages(settings, history), settings.sampling())
-        reply, done = runner.run(stream_reply(backend, request))
-        if done.error:
-            typer.echo(f"[error] {done.error}", err=True)
-            history.pop()
-            continue
-        history.append(Message(role="assistant", content=reply))
-        typer.echo(f"[{format_stats(done)}]", err=True)
 
 
 @app.command()

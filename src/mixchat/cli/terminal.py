@@ -8,12 +8,14 @@ import sys
 from typing import TextIO
 
 from mixchat.backends import Backend, CancelToken, ChatRequest, Done, Queued, TextDelta
-from mixchat.outcome import Stats
+from mixchat.errors import MixchatError
+from mixchat.outcome import Stats, plural
+from mixchat.store.progress import ReplyProgress
 
 
 def format_stats(stats: Stats) -> str:
     """One line: tokens, speed, time to first token, how the reply ended."""
-    parts = [f"{stats.completion_tokens} tokens"]
+    parts = [plural(stats.completion_tokens, "token")]
     if stats.tokens_per_second:
         parts.append(f"{stats.tokens_per_second:.1f} tok/s")
     if stats.time_to_first_token is not None:
@@ -23,9 +25,14 @@ def format_stats(stats: Stats) -> str:
 
 
 async def stream_reply(
-    backend: Backend, request: ChatRequest, out: TextIO = sys.stdout, status: TextIO = sys.stderr
+    backend: Backend,
+    request: ChatRequest,
+    out: TextIO = sys.stdout,
+    status: TextIO = sys.stderr,
+    progress: ReplyProgress | None = None,
 ) -> tuple[str, Done]:
-    """Print the reply as it streams; Ctrl+C stops generation and keeps what was written."""
+    """Print the reply as it streams (and save it as it grows, given ``progress``); Ctrl+C
+    stops generation and keeps what was written."""
     loop = asyncio.get_running_loop()
     cancel: CancelToken = request.cancel
     try:
@@ -37,6 +44,8 @@ async def stream_reply(
         async for event in backend.stream(request):
             if isinstance(event, TextDelta):
                 parts.append(event.text)
+                if progress is not None:
+                    progress.grow(event.text)
                 out.write(event.text)
                 out.flush()
             elif isinstance(event, Queued):
@@ -46,6 +55,8 @@ async def stream_reply(
                 if parts and not parts[-1].endswith("\n"):
                     out.write("\n")
                 out.flush()
+                if progress is not None:
+                    await _finish(progress, event, status)
                 return "".join(parts), event
     finally:
         try:
@@ -53,3 +64,10 @@ async def stream_reply(
         except (NotImplementedError, RuntimeError):
             pass
     raise AssertionError("stream ended without Done")  # pragma: no cover
+
+
+async def _finish(progress: ReplyProgress, done: Done, status: TextIO) -> None:
+    try:
+        await progress.finish(done)
+    except MixchatError as error:
+        status.write(f"mixchat: could not save the reply: {error}\n")

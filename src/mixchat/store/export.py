@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from mixchat.outcome import plural
 from mixchat.store.errors import StoreError
 from mixchat.store.records import Conversation, MessageRecord, Role, Stats, Status
 
@@ -125,7 +126,9 @@ def parse(data: Any) -> ExportedConversation:
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        problem = f"{where}: {first['msg']}" if where else first["msg"].removeprefix("Value error, ")
+        problem = (
+            f"{where}: {first['msg']}" if where else first["msg"].removeprefix("Value error, ")
+        )
         raise StoreError(f"invalid mixchat conversation export: {problem}") from None
 
 
@@ -168,7 +171,7 @@ def _message_markdown(message: MessageRecord) -> list[str]:
 
 
 def _stats_notes(stats: Stats) -> list[str]:
-    notes = [f"{stats.completion_tokens} tokens"] if stats.completion_tokens else []
+    notes = [plural(stats.completion_tokens, "token")] if stats.completion_tokens else []
     if stats.tokens_per_second is not None:
         notes.append(f"{stats.tokens_per_second:.1f} tokens/s")
     if stats.duration:

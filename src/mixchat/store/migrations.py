@@ -142,7 +142,9 @@ def m005_message_tree(connection: Connection) -> None:
     reply being written has a heartbeat (``updated_at``) so a crash shows as interrupted;
     ``prompt`` keeps what the model received for a reply (the prompt inspector).
     """
-    timestamp = "TIMESTAMP WITH TIME ZONE" if connection.dialect.name == "postgresql" else "DATETIME"
+    timestamp = (
+        "TIMESTAMP WITH TIME ZONE" if connection.dialect.name == "postgresql" else "DATETIME"
+    )
     for statement in (
         "ALTER TABLE messages ADD COLUMN parent_id INTEGER",
         f"ALTER TABLE messages ADD COLUMN updated_at {timestamp}",

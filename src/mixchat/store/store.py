@@ -141,11 +141,13 @@ class ConversationStore:
             row = self._owned(session, owner, conversation_id, load_messages=True)
             return _conversation(row, row.messages, utcnow())
 
-    def branch_path(self, owner: str, conversation_id: str) -> list[MessageRecord]:
+    def branch_path(self, owner: str, conversation_id: str) -> Sequence[MessageRecord]:
         """The conversation's current branch, oldest first (what the model is sent)."""
         return self.get(owner, conversation_id).messages
 
-    def select_branch(self, owner: str, conversation_id: str, message_id: int) -> list[MessageRecord]:
+    def select_branch(
+        self, owner: str, conversation_id: str, message_id: int
+    ) -> Sequence[MessageRecord]:
         """Make the branch through ``message_id`` current and return it.
 
         The branch follows the newest replies below that message to their end, so picking
@@ -157,7 +159,9 @@ class ConversationStore:
             try:
                 conversation.message(message_id)
             except KeyError:
-                raise NotFound(f"no message {message_id} in conversation {conversation_id}") from None
+                raise NotFound(
+                    f"no message {message_id} in conversation {conversation_id}"
+                ) from None
             row.leaf_id = conversation.newest_leaf(message_id)
             return conversation.path_to(row.leaf_id)
 
@@ -297,7 +301,9 @@ class ConversationStore:
             try:
                 removed = conversation.message(message_id)
             except KeyError:
-                raise NotFound(f"no message {message_id} in conversation {conversation_id}") from None
+                raise NotFound(
+                    f"no message {message_id} in conversation {conversation_id}"
+                ) from None
             doomed = _subtree(conversation, message_id)
             for message in list(row.messages):
                 if message.id in doomed:
