@@ -90,7 +90,7 @@ def test_export_prints_the_conversation_as_markdown(chat: str) -> None:
         "## System\n\nAnswer briefly.",
         "## User\n\nCapital of France?",
         "## Assistant\n\nParis",
-        "_stopped · 1 tokens · 4.0 tokens/s_",
+        "_stopped · 1 token · 4.0 tokens/s_",
     ]:
         assert expected in result.stdout
 
