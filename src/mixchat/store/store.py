@@ -154,7 +154,7 @@ class ConversationStore:
         ``‹ 1/2 ›`` on an earlier reply shows that reply's whole continuation.
         """
         with self._write("switching branches") as session:
-            row = self._owned(session, owner, conversation_id, load_messages=True)
+            row = self._owned(session, owner, conversation_id, load_messages=True, lock=True)
             conversation = _conversation(row, row.messages, utcnow())
             try:
                 conversation.message(message_id)
@@ -239,7 +239,8 @@ class ConversationStore:
         """
         _check(role=role, status=status)
         with self._write("saving a message") as session:
-            conversation = self._owned(session, owner, conversation_id)
+            # Locked: two appends at once must not both answer the same leaf (PostgreSQL).
+            conversation = self._owned(session, owner, conversation_id, lock=True)
             parent_id = conversation.leaf_id if parent == CURRENT else parent
             if parent_id is not None:
                 parent_row = session.get(MessageRow, parent_id)
@@ -296,7 +297,7 @@ class ConversationStore:
         The current branch becomes the newest one left below the removed message's parent.
         """
         with self._write("deleting messages") as session:
-            row = self._owned(session, owner, conversation_id, load_messages=True)
+            row = self._owned(session, owner, conversation_id, load_messages=True, lock=True)
             conversation = _conversation(row, row.messages, utcnow())
             try:
                 removed = conversation.message(message_id)
@@ -416,11 +417,19 @@ class ConversationStore:
             session.commit()
 
     def _owned(
-        self, session: Session, owner: str, conversation_id: str, *, load_messages: bool = False
+        self,
+        session: Session,
+        owner: str,
+        conversation_id: str,
+        *,
+        load_messages: bool = False,
+        lock: bool = False,
     ) -> ConversationRow:
         query = select(ConversationRow).where(
             ConversationRow.id == conversation_id, ConversationRow.owner == owner
         )
+        if lock:
+            query = query.with_for_update()
         if load_messages:
             query = query.options(selectinload(ConversationRow.messages))
         row = session.scalars(query).one_or_none()
