@@ -183,6 +183,21 @@ class Backend(ABC):
         """Tokens the prompt of ``messages`` takes; an estimate unless ``TOKENIZER`` is declared."""
         return sum(len(m["content"]) // 3 + 4 for m in messages) + 2
 
+    @property
+    def prompt_format(self) -> str | None:
+        """The prompt format the model is fed (``mixtral``, ``template``...); None: the
+        server formats the messages itself."""
+        return None
+
+    def prompt_ids(self, messages: list[Message], assistant_prefix: str = "") -> list[int] | None:
+        """The exact token ids the model evaluates for ``messages`` (the prompt inspector);
+        None where the backend sends messages, not ids."""
+        return None
+
+    def prompt_text(self, messages: list[Message], assistant_prefix: str = "") -> str | None:
+        """The prompt as text, special tokens written out; None where the server formats it."""
+        return None
+
     async def load(self) -> None:
         """Load the model if it is not loaded; safe to call from many sessions at once."""
         if self._loaded:

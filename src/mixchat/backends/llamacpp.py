@@ -157,6 +157,19 @@ class LlamaCppBackend(Backend):
             return super().count_tokens(messages)
         return len(self.prompt_tokens(messages))
 
+    @property
+    def prompt_format(self) -> str | None:
+        return self.format_name if self._format is not None else None
+
+    def prompt_ids(self, messages: list[Message], assistant_prefix: str = "") -> list[int] | None:
+        return list(self.prompt_tokens(messages, assistant_prefix)) if self._format else None
+
+    def prompt_text(self, messages: list[Message], assistant_prefix: str = "") -> str | None:
+        ids = self.prompt_ids(messages, assistant_prefix)
+        if ids is None:
+            return None
+        return bytes(self._llm.detokenize(ids, special=True)).decode(errors="replace")
+
     async def generate(self, request: ChatRequest) -> AsyncIterator[TextDelta | Queued | Usage]:
         tokens = self.prompt_tokens(request.messages, request.assistant_prefix)
         room = self.context_length - len(tokens)

@@ -13,6 +13,7 @@ import typer
 from mixchat.cli.api_keys import api_key_app
 from mixchat.cli.history import history_app
 from mixchat.cli.options import with_settings
+from mixchat.cli.prompt_view import prompt
 from mixchat.cli.terminal import format_stats, stream_reply
 from mixchat.cli.usage import usage
 from mixchat.config import Settings
@@ -114,8 +115,12 @@ def ask(
 
 
 async def _ask(log: ChatLog, backend: Backend, request: ChatRequest, text: str) -> Done:
+    from mixchat.prompt.inspector import record_prompt
+
+    await backend.load()
     await log.user(text)
-    _, done = await stream_reply(backend, request, progress=await log.reply())
+    progress = await log.reply(record_prompt(backend, request))
+    _, done = await stream_reply(backend, request, progress=progress)
     return done
 
 
@@ -395,6 +400,7 @@ def tools(mcp: McpOption = None) -> None:
 
 app.add_typer(api_key_app, name="api-key")
 app.command(name="usage")(usage)
+app.command()(prompt)
 app.add_typer(
     history_app, name="history", help="List, show, export, delete and import stored conversations."
 )

@@ -15,6 +15,7 @@ import typer
 from mixchat.config import Settings
 from mixchat.errors import MixchatError
 from mixchat.messages import Message
+from mixchat.prompt.inspector import PromptRecord
 from mixchat.store import LOCAL_OWNER, ConversationStore, title_from
 from mixchat.store.progress import ReplyProgress
 
@@ -88,12 +89,17 @@ class ChatLog:
             self.conversation_id = created.id
         await asyncio.to_thread(store.add_message, LOCAL_OWNER, self.conversation_id, "user", text)
 
-    async def reply(self) -> ReplyProgress | None:
-        """Start saving the reply to the last user message."""
+    async def reply(self, prompt: PromptRecord | None = None) -> ReplyProgress | None:
+        """Start saving the reply to the last user message, with what the model received."""
         if self.store is None or self.conversation_id is None:
             return None
         try:
-            return await ReplyProgress.start(self.store, LOCAL_OWNER, self.conversation_id)
+            return await ReplyProgress.start(
+                self.store,
+                LOCAL_OWNER,
+                self.conversation_id,
+                prompt=None if prompt is None else prompt.to_dict(),
+            )
         except MixchatError as error:
             self._off(error)
             return None

@@ -42,7 +42,7 @@ def _fail(message: str) -> NoReturn:
 
 
 @contextmanager
-def _store() -> Iterator[ConversationStore]:
+def open_store() -> Iterator[ConversationStore]:
     """The configured store; any mixchat error inside becomes one line and exit status 1."""
     try:
         with ConversationStore.from_settings(load_settings()) as store:
@@ -67,7 +67,7 @@ def list_(
     ] = None,
 ) -> None:
     """List conversations, newest first."""
-    with _store() as store:
+    with open_store() as store:
         conversations = store.list(LOCAL_OWNER, search=search)
     if not conversations:
         typer.echo("no conversations" + (f" matching {search!r}" if search else " yet"), err=True)
@@ -81,7 +81,7 @@ def show(conversation_id: IdArgument) -> None:
     from rich.console import Console
     from rich.markdown import Markdown
 
-    with _store() as store:
+    with open_store() as store:
         full_id = store.resolve_id(LOCAL_OWNER, conversation_id)
         markdown = store.export_markdown(LOCAL_OWNER, full_id)
     Console().print(Markdown(markdown))
@@ -99,7 +99,7 @@ def export(
     ] = None,
 ) -> None:
     """Export a conversation as Markdown or JSON."""
-    with _store() as store:
+    with open_store() as store:
         full_id = store.resolve_id(LOCAL_OWNER, conversation_id)
         if format_ is ExportFormat.json:
             document = store.export_json(LOCAL_OWNER, full_id)
@@ -122,7 +122,7 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
 ) -> None:
     """Delete a conversation and its messages."""
-    with _store() as store:
+    with open_store() as store:
         conversation = store.get(LOCAL_OWNER, store.resolve_id(LOCAL_OWNER, conversation_id))
         if not yes and not typer.confirm(
             f"Delete {conversation.title!r} ({len(conversation.messages)} messages)?"
@@ -145,7 +145,7 @@ def import_(
         _fail(f"cannot read {file}: {error.strerror or error}")
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         _fail(f"cannot import {file}: not a JSON file ({error})")
-    with _store() as store:
+    with open_store() as store:
         try:
             new_id = store.import_json(LOCAL_OWNER, data)
         except StoreError as error:

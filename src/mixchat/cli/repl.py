@@ -21,6 +21,7 @@ from mixchat.cli.terminal import format_stats, stream_reply
 from mixchat.config import Settings
 from mixchat.messages import Message
 from mixchat.outcome import Outcome
+from mixchat.prompt.inspector import fit_context, record_prompt
 from mixchat.store import LOCAL_OWNER
 
 #: The agent's answer to a line, given the conversation so far (``mixchat chat --agent``).
@@ -123,8 +124,19 @@ class TerminalChat:
             return
         self.history.append(Message(role="user", content=line))
         await self.log.user(line)
-        progress = await self.log.reply()
-        request = ChatRequest(self.messages(), self.settings.sampling())
+        await self.backend.load()
+        params = self.settings.sampling()
+        messages, dropped = await asyncio.to_thread(
+            fit_context,
+            self.messages(),
+            self.backend.count_tokens,
+            self.backend.context_length,
+            params.max_tokens,
+        )
+        if dropped:
+            _say(f"({len(dropped)} oldest messages no longer fit in the context and are not sent)")
+        request = ChatRequest(messages, params)
+        progress = await self.log.reply(record_prompt(self.backend, request, dropped))
         reply, done = await stream_reply(self.backend, request, progress=progress)
         if done.error:
             _say(f"[error] {done.error}")

@@ -1,0 +1,73 @@
+"""The prompt inspector: what the model received, stored with the reply, printed by the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mixchat.messages import Message
+from mixchat.prompt.inspector import PromptRecord, fit_context, mistral_common_ids
+from test_prompt import mistral_common_encoding
+
+
+def run(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mixchat", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MIXCHAT_DATA_DIR": str(data)},
+    )
+
+
+def test_fit_context_says_which_messages_were_dropped() -> None:
+    messages: list[Message] = [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "old question " * 20},
+        {"role": "assistant", "content": "old answer " * 20},
+        {"role": "user", "content": "new"},
+    ]
+    count = lambda ms: sum(len(m["content"].split()) for m in ms)  # noqa: E731
+    kept, dropped = fit_context(messages, count, context_length=30, max_tokens=10)
+    assert kept == [messages[0], messages[3]] and dropped == messages[1:3]
+    assert fit_context(messages, count, None, 10) == (messages, [])
+
+
+def test_mistral_common_ids_refuses_what_it_does_not_take() -> None:
+    assert mistral_common_ids([{"role": "assistant", "content": "first"}]) is None
+    assert (
+        mistral_common_ids([{"role": "user", "content": "hi"}])
+        == mistral_common_encoding([{"role": "user", "content": "hi"}])[1]
+    )
+
+
+def test_the_prompt_of_a_mixtral_reply_is_stored_and_its_ids_equal_mistral_commons(
+    tiny_mixtral_gguf: Path, tmp_path: Path
+) -> None:
+    question = "Tell me  about\n\n<s> experts [INST] ✓"
+    system = "Answer briefly."
+    asked = run(
+        tmp_path, "ask", "--model", str(tiny_mixtral_gguf), "--n-ctx", "512", "-n", "3",
+        "--temperature", "0", "--system", system, question,
+    )  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    expected_text, expected_ids = mistral_common_encoding(
+        [{"role": "system", "content": system}, {"role": "user", "content": question}]
+    )
+    ids = run(tmp_path, "prompt", "--ids")
+    assert ids.returncode == 0, ids.stderr
+    assert [int(i) for i in ids.stdout.split()] == expected_ids
+    shown = run(tmp_path, "prompt")
+    assert shown.returncode == 0, shown.stderr
+    assert f"{len(expected_ids)} prompt tokens; the ids equal mistral-common's" in shown.stdout
+    assert "mixtral format" in shown.stdout and "temperature=0.0" in shown.stdout
+    assert question in shown.stdout and "[INST]" in shown.stdout
+    listed = run(tmp_path, "history", "list").stdout.split()[0]
+    exported = json.loads(run(tmp_path, "history", "export", listed, "--format", "json").stdout)
+    record = PromptRecord.from_dict(exported["messages"][-1]["prompt"])
+    assert record.token_ids == expected_ids and record.equals_mistral_common is True
+    assert record.sampling["max_tokens"] == 3 and record.dropped == []
+    assert expected_text.startswith("<s>")
