@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
@@ -86,6 +87,14 @@ def ask(
     no_log: Annotated[
         bool, typer.Option("--no-log", help="do not save the question and answer to history")
     ] = False,
+    file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--file",
+            "-f",
+            help="a document to ask about: text, Markdown, code, CSV, HTML, PDF (repeatable)",
+        ),
+    ] = None,
 ) -> None:
     """Answer one question on stdout, streamed (usable in scripts); saved to history.
     --mcp implies --agent."""
@@ -97,6 +106,10 @@ def ask(
         _fail("nothing to ask: give a question, or pipe one on stdin")
     settings = _with_mcp(settings, mcp)
     backend = get_backend(settings)
+    if file:
+        from mixchat.documents import read_file, with_documents
+
+        text = with_documents(text, [read_file(path) for path in file])
     if agent or mcp:
         asyncio.run(_ask_agent(settings, backend, text))
         return
@@ -115,9 +128,11 @@ def ask(
 
 
 async def _ask(log: ChatLog, backend: Backend, request: ChatRequest, text: str) -> Done:
+    from mixchat.documents import check_fits
     from mixchat.prompt.inspector import record_prompt
 
     await backend.load()
+    check_fits(backend, request.messages, request.params.max_tokens)
     await log.user(text)
     progress = await log.reply(record_prompt(backend, request))
     _, done = await stream_reply(backend, request, progress=progress)
