@@ -17,6 +17,8 @@ from typing import Any, Literal, get_args
 #: "streaming" while a reply is being written, "interrupted" when the process writing it
 #: died (its text is what had been saved, and it can be regenerated).
 Status = Literal["complete", "stopped", "error", "streaming", "interrupted"]
+#: The statuses a reply can end with (what :attr:`Outcome.status` gives).
+EndStatus = Literal["complete", "stopped", "error"]
 STATUSES: tuple[Status, ...] = get_args(Status)
 
 
@@ -35,7 +37,7 @@ class Outcome(str, enum.Enum):
         return self in (Outcome.STOP, Outcome.LENGTH, Outcome.STEP_LIMIT)
 
     @property
-    def status(self) -> Status:
+    def status(self) -> EndStatus:
         """The stored message's status for a reply that ended this way."""
         if self is Outcome.CANCELLED:
             return "stopped"
