@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 
 from mixchat.backends.base import Backend, Capability, ChatRequest
 from mixchat.backends.events import TextDelta, Usage
+from mixchat.config import Settings
 from mixchat.messages import Message
 from mixchat.outcome import Outcome
 
@@ -24,6 +25,11 @@ class EchoBackend(Backend):
     @property
     def description(self) -> str:
         return "the echo backend (diagnostics: it repeats your message)"
+
+    @classmethod
+    def instance_key(cls, settings: Settings) -> Hashable:
+        """Its context length is the n_ctx setting, so a different n_ctx is another instance."""
+        return (cls.name, settings.model, settings.base_url, settings.n_ctx)
 
     @property
     def context_length(self) -> int:
