@@ -206,8 +206,14 @@ class Transcript {
   paint(entry) {
     const m = entry.data
     const p = entry.parts
-    this.pending.add(entry)
-    this.schedule()
+    if (m.status === "streaming") {
+      this.pending.add(entry) // streamed text is drawn once per frame, however many deltas
+      this.schedule()
+    } else {
+      // A finished message is drawn now, with its footer: never a footer under an empty body.
+      this.pending.delete(entry)
+      this.drawBody(entry)
+    }
     if (m.role === "notice") return
     entry.node.setAttribute("aria-busy", m.status === "streaming" ? "true" : "false")
     if (m.role !== "assistant") return
@@ -313,14 +319,16 @@ class Transcript {
 
   flush() {
     this.frame = 0
-    for (const entry of this.pending) {
-      const text = entry.data.text || ""
-      entry.parts.body.innerHTML = renderMarkdown(text)
-      entry.parts.body.hidden = !text && entry.data.role === "assistant"
-      this.codeButtons(entry.parts.body)
-    }
+    for (const entry of this.pending) this.drawBody(entry)
     this.pending.clear()
     this.scrollDown()
+  }
+
+  drawBody(entry) {
+    const text = entry.data.text || ""
+    entry.parts.body.innerHTML = renderMarkdown(text)
+    entry.parts.body.hidden = !text && entry.data.role === "assistant"
+    this.codeButtons(entry.parts.body)
   }
 
   codeButtons(body) {
