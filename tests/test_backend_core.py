@@ -90,6 +90,34 @@ async def test_cancel_interrupts_a_stalled_backend() -> None:
     assert Stalled.closed  # the backend's cleanup ran (an HTTP stream would be closed)
 
 
+async def test_a_stop_leaves_the_reader_task_uncancelled_and_outside_cancels_still_work() -> None:
+    """The stop cancels the waiting reader and takes it back (as asyncio.timeout does): the
+    task that read the stream is not left cancelling, and a cancellation from outside (a
+    closed page) still reaches it."""
+
+    class Stalled(Backend):
+        name = "stalled"
+
+        async def generate(self, request: ChatRequest) -> AsyncIterator[TextDelta]:
+            yield TextDelta("partial")
+            await asyncio.sleep(60)
+
+    backend = Stalled(load_settings())
+    request = ChatRequest(USER)
+    asyncio.get_running_loop().call_later(0.1, request.cancel.cancel)
+    events = await collect(backend, request)
+    assert events[-1].outcome == "cancelled"
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+    await asyncio.sleep(0)  # no cancellation is pending on this task
+
+    reader = asyncio.create_task(collect(backend, ChatRequest(USER)))
+    await asyncio.sleep(0.1)
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+
+
 async def test_failures_end_the_stream_with_one_line() -> None:
     class Failing(Backend):
         name = "failing"

@@ -282,25 +282,46 @@ async def _until_cancelled(
     """Iterate ``events`` until they end or ``cancel`` is set, then close them at once.
 
     Closing the generator runs the backend's ``finally`` blocks: the worker thread is told to
-    stop, the HTTP stream is closed. Waiting on the token concurrently means a stalled server
-    or a long prefill cannot delay the stop.
+    stop, the HTTP stream is closed. A stalled server or a long prefill cannot delay the stop:
+    when the token is set while we wait for the next event, the waiting task is cancelled
+    (the way ``asyncio.timeout`` does it) and the cancellation is taken back here. One watcher
+    per stream, nothing per event: a task and a ``wait`` per token cost the web tier more than
+    the rest of an exchange.
     """
-    cancelled = asyncio.ensure_future(cancel.wait())
     iterator = aiter(events)
+    waiting: asyncio.Task[Any] | None = None  # the task awaiting the next event, if any
+    interrupted = False
+
+    def stop_waiting(_: object) -> None:
+        nonlocal interrupted
+        if waiting is not None and not interrupted:
+            interrupted = True
+            waiting.cancel()
+
+    watcher = asyncio.ensure_future(cancel.wait())
+    watcher.add_done_callback(stop_waiting)
     try:
         while not cancel.is_set():
-            step = asyncio.ensure_future(anext(iterator))
-            await asyncio.wait((step, cancelled), return_when=asyncio.FIRST_COMPLETED)
-            if not step.done():
-                step.cancel()
-                await asyncio.gather(step, return_exceptions=True)
-                break
+            task = waiting = asyncio.current_task()
+            assert task is not None
+            before = task.cancelling()
             try:
-                yield step.result()
+                event = await anext(iterator)
             except StopAsyncIteration:
                 break
+            except asyncio.CancelledError:
+                if interrupted and task.uncancel() <= before:
+                    break  # our own stop: taken back, the stream ends as cancelled
+                raise  # someone else cancelled the reader too
+            finally:
+                waiting = None
+            if interrupted:  # the backend swallowed our cancellation: take it back, stop
+                task.uncancel()
+                break
+            yield event
     finally:
-        cancelled.cancel()
+        watcher.remove_done_callback(stop_waiting)
+        watcher.cancel()
         if isinstance(events, AsyncGenerator):
             await events.aclose()
 
