@@ -209,6 +209,58 @@ def test_with_a_login_the_api_needs_a_users_key(tmp_path: Path) -> None:
             good.chat.completions.create(model="echo", messages=[{"role": "user", "content": "x"}])
 
 
+def _this_machines_address() -> str:
+    """An address of this machine that is not loopback: a client there is "remote"."""
+    import psutil
+
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family.name == "AF_INET" and not address.address.startswith("127."):
+                return address.address
+    raise AssertionError("this machine has no IPv4 address besides loopback")
+
+
+def test_without_a_login_the_api_refuses_other_machines_even_with_forged_headers(
+    tmp_path: Path,
+) -> None:
+    """Served on every address with --no-login: the web app is everyone's (the operator said
+    so), but the API, which spends the operator's models and keys, answers only this machine.
+    A remote client that claims to be local in proxy headers is still remote."""
+    outside = _this_machines_address()
+    port = free_port()
+    command = [
+        *(sys.executable, "-m", "mixchat", "serve", "--port", str(port)),
+        *("--host", "0.0.0.0", "--no-login", "--backend", "echo"),
+    ]
+    ready = f"http://127.0.0.1:{port}/v1/models"
+    with running_process(command, tmp_path / "serve.log", ready, timeout=90):
+        local = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
+        reply = local.chat.completions.create(
+            model="echo", messages=[{"role": "user", "content": "from here"}]
+        )
+        assert reply.choices[0].message.content == "from here"
+
+        remote = openai.OpenAI(base_url=f"http://{outside}:{port}/v1", api_key="x", max_retries=0)
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            remote.chat.completions.create(
+                model="echo", messages=[{"role": "user", "content": "from afar"}]
+            )
+        assert refused.value.status_code == 403
+        forged = {"X-Forwarded-For": "127.0.0.1", "X-Real-Ip": "127.0.0.1", "Host": "localhost"}
+        for path in ("/v1/models", "/v1/chat/completions"):
+            answer = httpx.request(
+                "GET" if path.endswith("models") else "POST",
+                f"http://{outside}:{port}{path}",
+                headers=forged,
+                json={"model": "echo", "messages": [{"role": "user", "content": "hi"}]},
+            )
+            assert answer.status_code == 403, (path, answer.text)
+            error = answer.json()["error"]  # the OpenAI error shape, one clear line
+            assert error["message"] and error["type"]
+        page = httpx.get(f"http://{outside}:{port}/", headers={"Host": f"{outside}:{port}"})
+        assert page.status_code == 200  # the web app itself is open, as --no-login says
+
+
 # -- the embedded model -----------------------------------------------------------------------
 
 
