@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+from postgres_fixtures import postgres_server  # noqa: F401  (a fixture, for store_url)
+
+if TYPE_CHECKING:
+    from mixchat.store import ConversationStore
 
 # Isolate from the developer's config, keys and data before any Settings is made.
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="mixchat-tests-"))
@@ -39,3 +46,21 @@ def tiny_mixtral_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tiny_mixtral_gguf import build_tiny_mixtral_gguf
 
     return build_tiny_mixtral_gguf(tmp_path_factory.mktemp("gguf") / "tiny-mixtral.gguf")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty database, once in SQLite and once in PostgreSQL (the store tests run on
+    both; ``postgres_server`` is in postgres_fixtures.py)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'data' / 'mixchat.db'}"
+    return request.getfixturevalue("postgres_server").new_database()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[ConversationStore]:
+    """A ConversationStore open on ``store_url``."""
+    from mixchat.store import ConversationStore
+
+    with ConversationStore(store_url) as opened:
+        yield opened

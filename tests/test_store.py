@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
@@ -33,19 +32,6 @@ from mixchat.store.models import Base
 from postgres_fixtures import postgres_server, running_postgres  # noqa: F401  (a fixture)
 
 SETTINGS = {"temperature": 0.2, "top_p": 0.9, "max_tokens": 64}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'data' / 'mixchat.db'}"
-    return request.getfixturevalue("postgres_server").new_database()
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[ConversationStore]:
-    with ConversationStore(store_url) as opened:
-        yield opened
 
 
 def new_chat(store: ConversationStore, owner: str = "alice", **fields: object) -> str:

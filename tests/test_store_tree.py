@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,19 +13,6 @@ from mixchat.store.migrations import MIGRATIONS, migrate
 from postgres_fixtures import postgres_server, running_postgres  # noqa: F401  (a fixture)
 
 TREE_MIGRATION = "m005_message_tree"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'data' / 'mixchat.db'}"
-    return request.getfixturevalue("postgres_server").new_database()
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[ConversationStore]:
-    with ConversationStore(store_url) as opened:
-        yield opened
 
 
 def contents(messages: list) -> list[str]:
