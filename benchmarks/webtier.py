@@ -12,12 +12,16 @@ a stored conversation of 50 messages from the list.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import psutil
-from common import Config, Section, Stopwatch, median
+from common import ECHO_DELAY, Config, Section, Stopwatch, median
 from web import ChatPage, Chromium, Server, cpu_seconds
 
+from mixchat.backends import ChatRequest, get_backend
+from mixchat.config import SamplingParams, load_settings
+from mixchat.messages import Message
 from mixchat.outcome import Outcome, Stats
 from mixchat.store import ConversationStore
 
@@ -59,6 +63,20 @@ async def _exchange(page: ChatPage, server: psutil.Process, turn: int) -> dict[s
     }
 
 
+async def echo_alone(turns: int = 3) -> float:
+    """CPU seconds of the echo backend alone for one reply (no web tier): the floor under
+    an exchange's figure. Its token delay is a timer per word, and each wake-up of the event
+    loop costs the CPU something whoever reads the tokens."""
+    backend = get_backend(load_settings(backend="echo", echo_delay=ECHO_DELAY))
+    spent = []
+    for turn in range(turns):
+        messages: list[Message] = [{"role": "user", "content": echo_message(turn)}]
+        started = time.thread_time()  # the event loop's thread, where the echo runs
+        await backend.complete(ChatRequest(messages, SamplingParams(max_tokens=4096)))
+        spent.append(time.thread_time() - started)
+    return median(spent)
+
+
 async def _new_page(browser: Chromium, url: str, server: psutil.Process, open_title: str = ""):
     """Server CPU to build a new page (and open a conversation from its list), and seconds."""
     before = cpu_seconds(server)
@@ -92,6 +110,18 @@ async def run(cfg: Config, browser: Chromium, server: Server) -> Section:
         "ms",
         target=20,
         note=f"flat: {median(tail) / max(median(head), 1e-9):.2f}x turns 1-3",
+    )
+    floor = await echo_alone() * 1000
+    section.add(
+        "echo backend alone, CPU per reply (no web tier)",
+        floor,
+        "ms",
+        note="the same replies streamed in the benchmark's own process: the fake model's share",
+    )
+    section.add(
+        "web tier's own CPU per exchange (turns 1-3 minus the echo alone)",
+        median(head) - floor,
+        "ms",
     )
     section.add(
         "websocket bytes per exchange / reply bytes",
