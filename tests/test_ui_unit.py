@@ -17,10 +17,11 @@ from mixchat.backends.events import Done
 from mixchat.config import Settings, load_settings
 from mixchat.config.catalog import USER_ENDPOINT
 from mixchat.errors import AuthError, Unreachable
+from mixchat.prompt.inspector import fit_context
 from mixchat.store import ConversationStore
 from mixchat.ui.chat import ChatController, welcome_text
 from mixchat.ui.conversations import ConversationsPanel
-from mixchat.ui.history import History, Turn, fit_context
+from mixchat.ui.history import History, Turn
 from mixchat.ui.sidebar import SettingsPanel
 from mixchat.ui.stats import error_advice, format_stats
 from mixchat.ui.storage import StoreGateway, close_stores
@@ -81,15 +82,15 @@ def test_fit_context_drops_the_oldest_pairs_and_keeps_system_and_last() -> None:
         return sum(len(m["content"].split()) for m in ms)
 
     fitted, dropped = fit_context(messages, count, context_length=40, max_tokens=10)
-    assert dropped == 4
+    assert dropped == messages[1:5]
     assert fitted[0]["role"] == "system" and fitted[-1]["content"] == "last"
     assert count(fitted) + 10 <= 40
-    assert fit_context(messages, count, None, 10) == (messages, 0)
+    assert fit_context(messages, count, None, 10) == (messages, [])
 
 
 def test_fit_context_always_keeps_the_last_user_message() -> None:
     messages = [{"role": "user", "content": "huge " * 100}]
-    assert fit_context(messages, lambda ms: 500, 100, 10) == (messages, 0)
+    assert fit_context(messages, lambda ms: 500, 100, 10) == (messages, [])
 
 
 # -- batching -------------------------------------------------------------------------------
@@ -403,6 +404,39 @@ async def test_regenerate_and_undo_edit_the_stored_conversation(tmp_path: Path) 
     assert [e.text for e in chat.transcript.entries if e.role != "notice"] == ["one", "one"]
     stored = ConversationStore(settings.database).get("local", chat.conversation_id)
     assert [m.content for m in stored.messages] == ["one", "one"]
+
+
+async def test_an_edit_and_a_regenerated_reply_are_versions_to_switch_between(
+    tmp_path: Path,
+) -> None:
+    settings = _settings(tmp_path)
+    chat = _controller(settings)
+    await _say(chat, "one")
+    await _say(chat, "two")
+    first = _shown(chat, "user")[0]
+    chat._on_action("edit", {"id": first.id, "text": "uno"})
+    await chat.wait()
+    assert [t.content for t in chat.history.turns] == ["uno", "uno"]
+    assert _shown(chat, "user")[0].branch == [2, 2]
+    await chat.regenerate()
+    await chat.wait()
+    assert [e.branch for e in _shown(chat, "assistant")] == [[2, 2]]
+    # the first version, and the conversation that followed it
+    chat._on_action("branch", {"id": _shown(chat, "user")[0].id, "step": -1})
+    await chat.wait()
+    assert [e.text for e in chat.transcript.entries if e.role != "notice"] == [
+        "one", "one", "two", "two"
+    ]  # fmt: skip
+    assert _shown(chat, "user")[0].branch == [1, 2]
+    assert [m["content"] for m in chat.history.messages()] == ["one", "one", "two", "two"]
+    store = ConversationStore(settings.database)
+    assert [m.content for m in store.get("local", chat.conversation_id).messages] == [
+        "one", "one", "two", "two"
+    ]  # fmt: skip
+    assert len(store.get("local", chat.conversation_id).tree) == 7  # nothing was deleted
+    reopened = _controller(settings)
+    await reopened.open(chat.conversation_id)  # the branch last used
+    assert [t.content for t in reopened.history.turns] == ["one", "one", "two", "two"]
 
 
 async def test_waiting_users_see_their_place_in_the_queue() -> None:

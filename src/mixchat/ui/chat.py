@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Literal
 
 from mixchat import backends
 from mixchat.accounting import Accounting
@@ -19,8 +19,11 @@ from mixchat.backends import Backend, CancelToken, ChatRequest, Done, Queued, Te
 from mixchat.config import AGENT_SAMPLING, Settings
 from mixchat.errors import MixchatError
 from mixchat.outcome import Outcome, Stats
-from mixchat.store import Conversation, title_from
-from mixchat.ui.history import History, Turn, fit_context
+from mixchat.prompt.inspector import PromptRecord, fit_context, record_prompt
+from mixchat.store import Conversation, MessageRecord, title_from
+from mixchat.store.store import CURRENT
+from mixchat.ui.history import History, Turn
+from mixchat.ui.prompt_view import prompt_view
 from mixchat.ui.reply import WRITING, FinishedReply, LiveReply, ended
 from mixchat.ui.sidebar import SettingsPanel
 from mixchat.ui.stats import error_advice
@@ -64,6 +67,7 @@ class ChatController:
         self._writing: LiveReply | None = None  # the reply this session writes now
         self._following: LiveReply | None = None  # one another page writes, shown here
         self._entries: dict[int, int] = {}  # id(turn) -> its entry in the transcript
+        self._turns: dict[int, Turn] = {}  # entry id -> the turn it shows
         self._saving: asyncio.Future[None] | None = None
         self._told_history_off = False
         self._saved_settings: tuple[Any, ...] | None = None  # what the store has, if known
@@ -91,9 +95,12 @@ class ChatController:
 
     def _show(self, turn: Turn, entry_id: int) -> None:
         self._entries[id(turn)] = entry_id
+        self._turns[entry_id] = turn
 
     def _remove_from(self, removed: list[Turn]) -> None:
         ids = [self._entries.pop(id(turn)) for turn in removed if id(turn) in self._entries]
+        for entry_id in ids:
+            self._turns.pop(entry_id, None)
         if ids:
             self.transcript.remove_from(ids[0])
 
@@ -101,7 +108,7 @@ class ChatController:
     def _on_action(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "stop":
             self.stop()
-        elif self.busy and kind in ("send", "regenerate", "undo"):
+        elif self.busy and kind in ("send", "regenerate", "undo", "edit", "branch"):
             self.transcript.hint(BUSY_HINT)
         elif kind == "send":
             self._run(self.send(str(data.get("text", "")), typed=True))
@@ -109,6 +116,12 @@ class ChatController:
             self._run(self.regenerate())
         elif kind == "undo":
             self._run(self.undo())
+        elif kind == "edit" and isinstance(data.get("id"), int):
+            self._run(self.edit(data["id"], str(data.get("text", ""))))
+        elif kind == "branch" and isinstance(data.get("id"), int) and data.get("step") in (-1, 1):
+            self._run(self.switch(data["id"], data["step"]))
+        elif kind == "inspect" and isinstance(data.get("id"), int):
+            self.inspect(data["id"])
 
     def _run(self, work: Coroutine[Any, Any, None]) -> None:
         self._task = asyncio.ensure_future(work)
@@ -128,14 +141,67 @@ class ChatController:
         await self.settled()
 
     async def regenerate(self) -> None:
-        """Drop the last reply and answer the last user message again."""
+        """Answer the last user message again; the old reply stays, as another version."""
         index = self.history.last_user_index()
         if self.busy or index is None:
             return
+        await self.settled()  # the old reply's store id
         removed = self.history.truncate(index + 1)
         self._remove_from(removed)
-        self._delete_stored(removed)
-        await self._exchange(None, False)
+        await self._exchange(None, False, versions=_versions_after(removed[:1]))
+
+    async def edit(self, entry_id: int, text: str) -> None:
+        """Send an edited version of an earlier user message: a new branch from there (the
+        old message and everything after it stay in the store, one ``‹ ›`` away)."""
+        turn = self._turns.get(entry_id)
+        index = None if turn is None else self.history.index_of(turn)
+        if self.busy or turn is None or index is None or turn.role != "user" or not text.strip():
+            return
+        await self.settled()  # the store ids of the turns before it
+        removed = self.history.truncate(index)
+        self._remove_from(removed)
+        await self._exchange(text, False, versions=_versions_after(removed[:1]))
+
+    async def switch(self, entry_id: int, step: int) -> None:
+        """Show the previous (-1) or next (+1) version of a message, and the conversation
+        that follows it; the store remembers the branch for the next visit."""
+        turn = self._turns.get(entry_id)
+        index = None if turn is None else self.history.index_of(turn)
+        if self.busy or turn is None or index is None or turn.store_id is None:
+            return
+        if self.conversation_id is None:
+            return
+        self.busy = True
+        try:
+            await self.settled()
+            conversation = await self.gateway.get(self.conversation_id)
+            if conversation is None:
+                self.transcript.hint(f"Cannot switch: {self.gateway.error or 'not found'}")
+                return
+            versions = [record.id for record in conversation.siblings(turn.store_id)]
+            at = versions.index(turn.store_id) + step
+            if not 0 <= at < len(versions):
+                return
+            path = await self.gateway.select_branch(self.conversation_id, versions[at])
+            if path is None:
+                return
+            shown = [record for record in path if record.role in ("user", "assistant")]
+            removed = self.history.truncate(index)
+            self._remove_from(removed)
+            views = _views(conversation, shown[index:], _speaker(self.sidebar.settings()))
+            ids = self.transcript.extend([entry for _, entry in views])
+            for (later, _), shown_id in zip(views, ids):
+                self._show(self.history.add(later), shown_id)
+        finally:
+            self.busy = False
+
+    def inspect(self, entry_id: int) -> None:
+        """Show what the model received for this reply (kept with it)."""
+        turn = self._turns.get(entry_id)
+        if turn is None or not turn.prompt:
+            self.transcript.hint("No prompt was recorded for this reply.")
+            return
+        self.transcript.inspector(entry_id, prompt_view(PromptRecord.from_dict(turn.prompt)))
 
     async def undo(self) -> None:
         """Remove the last user message and its reply; put the text back in the input."""
@@ -147,15 +213,24 @@ class ChatController:
         self._delete_stored(removed)
         self.transcript.set_input(removed[0].content)
 
-    async def _exchange(self, text: str | None, typed: bool) -> None:
+    async def _exchange(self, text: str | None, typed: bool, versions: int = 0) -> None:
+        """The user's message (None: answer the last one again), then the reply.
+
+        ``versions``: the new message (or reply) is the last of this many versions.
+        """
         self.busy = True
         self.transcript.busy(True)
         try:
             if text is not None:
-                turn = self.history.add(Turn("user", text))
-                self._show(turn, self.transcript.append("user", text, typed=typed))
-                self._in_background(self._save_user(turn))
-            await self._reply()
+                before = self.history.turns[-1] if self.history.turns else None
+                turn = self.history.add(Turn("user", text, branch=_branch(versions)))
+                shown = self.transcript.append(
+                    "user", text, typed=typed, branch=list(turn.branch or ())
+                )
+                self._show(turn, shown)
+                self._in_background(self._save_user(turn, before))
+                versions = 0
+            await self._reply(versions)
         except Exception as error:  # a bug in mixchat: say so, keep the chat going
             log.exception("the chat failed")
             self.say(f"Something went wrong in mixchat: {error}. The chat keeps working.")
@@ -164,11 +239,16 @@ class ChatController:
             self._cancel = None
             self.transcript.busy(False)
 
-    async def _reply(self) -> None:
+    async def _reply(self, versions: int = 0) -> None:
         settings = self.sidebar.settings()
         agent = self.sidebar.agent.value
+        asked = self.history.turns[-1]  # the user's message it answers
         entry = self.transcript.append(
-            "assistant", name=_speaker(settings), status="streaming", progress="Thinking…"
+            "assistant",
+            name=_speaker(settings),
+            status="streaming",
+            progress="Thinking…",
+            branch=list(_branch(versions) or ()),
         )
         self._cancel = cancel = CancelToken()
         reply = self._writing = LiveReply(self.transcript, entry, cancel)
@@ -179,11 +259,20 @@ class ChatController:
         self._writing = None
         turn = self.history.add(
             Turn(
-                "assistant", finished.text, finished.status, finished.stats, finished.steps or None
+                "assistant",
+                finished.text,
+                finished.status,
+                finished.stats,
+                finished.steps or None,
+                branch=_branch(versions),
+                prompt=reply.prompt,
             )
         )
+        if reply.prompt is not None:
+            self.transcript.set(entry, inspect=True)
         self._show(turn, entry)
-        self._in_background(self._save_reply(turn, settings, reply))  # the input frees up at once
+        # the input frees up at once
+        self._in_background(self._save_reply(turn, settings, reply, asked))
 
     async def _generate(
         self, settings: Settings, reply: LiveReply, cancel: CancelToken, agent: bool
@@ -236,7 +325,7 @@ class ChatController:
         )
         if dropped:
             reply.notice(
-                f"The {dropped} oldest messages no longer fit in the model's context "
+                f"The {len(dropped)} oldest messages no longer fit in the model's context "
                 f"({backend.context_length} tokens), so this reply does not see them."
             )
         if loading:
@@ -250,6 +339,8 @@ class ChatController:
         request = ChatRequest(
             messages, params=settings.sampling(), cancel=cancel, user=self.gateway.owner
         )
+        record = await asyncio.to_thread(record_prompt, backend, request, dropped)
+        reply.prompt = record.to_dict()  # kept with the reply: "Inspect prompt"
         return await stream_reply(backend.stream(request), reply)
 
     def stop(self) -> None:
@@ -274,6 +365,7 @@ class ChatController:
         await self.settled()
         self.history = History()
         self._entries.clear()
+        self._turns.clear()
         self.conversation_id = None
         self.transcript.load([])
         self.welcome()
@@ -314,9 +406,8 @@ class ChatController:
             self.transcript.busy(False)
 
     def load(self, conversation: Conversation) -> None:
-        """The stored conversation becomes the history and the whole transcript, at once."""
-        from mixchat.ui.agent_view import step_views
-
+        """The stored conversation (its current branch) becomes the history and the whole
+        transcript, at once."""
         self.conversation_id = conversation.id
         self.sidebar.restore(
             conversation.backend,
@@ -324,43 +415,13 @@ class ChatController:
             conversation.system_prompt,
             conversation.settings,
         )
-        name = _speaker(self.sidebar.settings())
+        records = [m for m in conversation.messages if m.role in ("user", "assistant")]
+        views = _views(conversation, records, _speaker(self.sidebar.settings()))
         shown = list(self.transcript.entries)  # the welcome notice stays on top
-        turns: list[Turn] = []
-        for record in conversation.messages:
-            if record.role not in ("user", "assistant"):
-                continue
-            turn = self.history.add(
-                Turn(
-                    record.role,
-                    record.content,
-                    record.status,
-                    record.stats,
-                    record.steps,
-                    record.id,
-                )
-            )
-            turns.append(turn)
-            if record.role == "user":
-                shown.append(Entry(0, "user", record.content))
-                continue
-            status, footer, error = ended(record.stats or Stats(Outcome.from_status(record.status)))
-            shown.append(
-                Entry(
-                    0,
-                    "assistant",
-                    record.content,
-                    name=name,
-                    status=status,
-                    footer=footer,
-                    error=error,
-                    steps=step_views(record.steps or []),
-                )
-            )
-        self.transcript.load(shown)
-        offset = len(shown) - len(turns)
-        for turn, entry in zip(turns, self.transcript.entries[offset:]):
-            self._show(turn, entry.id)
+        self.transcript.load(shown + [entry for _, entry in views])
+        offset = len(shown)
+        for (turn, _), entry in zip(views, self.transcript.entries[offset:]):
+            self._show(self.history.add(turn), entry.id)
 
     # -- the store
     def _in_background(self, save: Coroutine[Any, Any, None]) -> None:
@@ -379,7 +440,7 @@ class ChatController:
         if self._saving is not None:
             await asyncio.gather(self._saving, return_exceptions=True)
 
-    async def _save_user(self, turn: Turn) -> None:
+    async def _save_user(self, turn: Turn, before: Turn | None) -> None:
         if self.conversation_id is None:
             settings = self.sidebar.settings()
             created = await self.gateway.create(
@@ -394,23 +455,25 @@ class ChatController:
                 WRITING[self.conversation_id] = self._writing
         if self.conversation_id is not None:
             turn.store_id = await self.gateway.add_message(
-                self.conversation_id, "user", turn.content
+                self.conversation_id, "user", turn.content, parent=_parent(before)
             )
         if not self.gateway.enabled:
             self._history_off()
         # The conversation list is refreshed once the reply is saved, not now: rebuilding it
         # on the event loop would delay the reply's first tokens.
 
-    async def _save_reply(self, turn: Turn, settings: Settings, reply: LiveReply) -> None:
+    async def _save_reply(
+        self, turn: Turn, settings: Settings, reply: LiveReply, asked: Turn
+    ) -> None:
         try:
-            await self._store_reply(turn, settings)
+            await self._store_reply(turn, settings, asked)
         finally:
             for conversation, writing in list(WRITING.items()):
                 if writing is reply:
                     del WRITING[conversation]
             reply.saved()
 
-    async def _store_reply(self, turn: Turn, settings: Settings) -> None:
+    async def _store_reply(self, turn: Turn, settings: Settings, asked: Turn) -> None:
         if self.conversation_id is None:
             return
         snapshot = self.sidebar.snapshot()
@@ -437,6 +500,8 @@ class ChatController:
             status=turn.status,
             stats=turn.stats,
             steps=turn.steps,
+            parent=_parent(asked),
+            prompt=turn.prompt,
         )
         await self._saved()
 
@@ -486,6 +551,72 @@ async def stream_reply(events: AsyncIterator[Any], reply: LiveReply) -> Finished
     if done.outcome is Outcome.ERROR:  # the line shown and kept: the error, and what to do
         done = dataclasses.replace(done, error=error_advice(done.exception, done.error))
     return FinishedReply(reply.text, done)
+
+
+def _parent(turn: Turn | None) -> int | None | Literal["current"]:
+    """Where a message goes in the store: below ``turn`` (None: a first message); the end
+    of the current branch when ``turn`` was not saved."""
+    if turn is None:
+        return None
+    return CURRENT if turn.store_id is None else turn.store_id
+
+
+def _versions_after(replaced: list[Turn]) -> int:
+    """How many versions there will be once a new one of this stored turn is added (0: it
+    was not stored, so no versions to switch between)."""
+    if not replaced or replaced[0].store_id is None:
+        return 0
+    old = replaced[0].branch
+    return (old[1] if old else 1) + 1
+
+
+def _branch(versions: int) -> tuple[int, int] | None:
+    """The newest of ``versions`` versions (``‹ 3/3 ›``), or None for a single one."""
+    return (versions, versions) if versions > 1 else None
+
+
+def _views(
+    conversation: Conversation, records: list[MessageRecord], name: str
+) -> list[tuple[Turn, Entry]]:
+    """Stored messages as turns of the history and as messages on screen, each with its
+    place among its versions (``‹ 2/3 ›``)."""
+    from mixchat.ui.agent_view import step_views
+
+    versions: dict[int | None, list[int]] = {}
+    for record in conversation.tree:  # oldest first
+        versions.setdefault(record.parent_id, []).append(record.id)
+    views: list[tuple[Turn, Entry]] = []
+    for record in records:
+        same = versions.get(record.parent_id, [record.id])
+        branch = (same.index(record.id) + 1, len(same)) if len(same) > 1 else None
+        turn = Turn(
+            record.role,
+            record.content,
+            record.status,
+            record.stats,
+            record.steps,
+            record.id,
+            branch=branch,
+            prompt=record.prompt,
+        )
+        if record.role == "user":
+            entry = Entry(0, "user", record.content, branch=list(branch or ()))
+        else:
+            status, footer, error = ended(record.stats or Stats(Outcome.from_status(record.status)))
+            entry = Entry(
+                0,
+                "assistant",
+                record.content,
+                name=name,
+                status=status,
+                footer=footer,
+                error=error,
+                steps=step_views(record.steps or []),
+                branch=list(branch or ()),
+                inspect=bool(record.prompt),
+            )
+        views.append((turn, entry))
+    return views
 
 
 def _speaker(settings: Settings) -> str:

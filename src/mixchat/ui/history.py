@@ -1,4 +1,4 @@
-"""The conversation a session holds, and the part of it that fits the model's context.
+"""The conversation a session holds: the branch on screen, what the model is sent.
 
 Pure logic, no Panel: the chat callback builds every request from here, so the whole
 conversation goes to the model each turn (not only the last message).
@@ -6,8 +6,8 @@ conversation goes to the model each turn (not only the last message).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from mixchat.agent.steps import Step
 from mixchat.messages import Message, Role
@@ -24,6 +24,10 @@ class Turn:
     stats: Stats | None = None
     steps: list[Step] | None = None
     store_id: int | None = None
+    #: ``(2, 3)``: the second of three versions of this message (same parent in the store).
+    branch: tuple[int, int] | None = None
+    #: What the model received for this reply (a PromptRecord's dict), if recorded.
+    prompt: dict[str, Any] | None = None
 
 
 @dataclass
@@ -35,6 +39,9 @@ class History:
     def add(self, turn: Turn) -> Turn:
         self.turns.append(turn)
         return turn
+
+    def index_of(self, turn: Turn) -> int | None:
+        return next((i for i, t in enumerate(self.turns) if t is turn), None)
 
     def last_user_index(self) -> int | None:
         for index in range(len(self.turns) - 1, -1, -1):
@@ -50,8 +57,9 @@ class History:
     def messages(self, system_prompt: str = "") -> list[Message]:
         """The model's view: alternating user/assistant turns ending with the last user turn.
 
-        A user turn whose reply failed (or that got no text) is left out with its reply, so
-        the roles still alternate; the final user turn is always kept.
+        A user turn whose reply failed, was cut by a crash (``interrupted``) or got no text is
+        left out with its reply, so the roles still alternate; the final user turn is always
+        kept.
         """
         pairs: list[Message] = []
         turns = self.turns
@@ -63,32 +71,14 @@ class History:
                 if index == len(turns) - 1:
                     pairs.append(Message(role="user", content=turn.content))
                 continue
-            if reply.role != "assistant" or reply.status == "error" or not reply.content.strip():
+            if (
+                reply.role != "assistant"
+                or reply.status in ("error", "interrupted")
+                or not reply.content.strip()
+            ):
                 continue
             pairs.append(Message(role="user", content=turn.content))
             pairs.append(Message(role="assistant", content=reply.content))
         if system_prompt.strip():
             return [Message(role="system", content=system_prompt.strip()), *pairs]
         return pairs
-
-
-def fit_context(
-    messages: list[Message],
-    count_tokens: Callable[[list[Message]], int],
-    context_length: int | None,
-    max_tokens: int,
-) -> tuple[list[Message], int]:
-    """Drop the oldest user/assistant pairs until prompt + reply fit the context.
-
-    Returns the messages to send and how many messages were dropped. The system prompt and
-    the last user message are always kept (if even they overflow, the backend says so).
-    """
-    if context_length is None:
-        return messages, 0
-    system = messages[:1] if messages and messages[0]["role"] == "system" else []
-    body = messages[len(system) :]
-    dropped = 0
-    while len(body) > 1 and count_tokens(system + body) + max_tokens > context_length:
-        body = body[2:]
-        dropped += 2
-    return system + body, dropped

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from mixchat.agent.steps import Step
 from mixchat.backends import CancelToken
@@ -58,6 +59,8 @@ class LiveReply:
         self.notice_text = ""
         self.steps: dict[int, StepView] = {}
         self.finished: FinishedReply | None = None
+        #: What the model received (a PromptRecord's dict), once recorded.
+        self.prompt: dict[str, Any] | None = None
         self._on_saved: list[Callable[[], None]] = []
 
     def status(self, text: str) -> None:

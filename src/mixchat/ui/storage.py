@@ -10,13 +10,20 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from mixchat.agent.steps import Step
 from mixchat.config import Settings
 from mixchat.messages import Role
 from mixchat.outcome import Stats, Status
-from mixchat.store import Conversation, ConversationStore, ConversationSummary, StoreError
+from mixchat.store import (
+    Conversation,
+    ConversationStore,
+    ConversationSummary,
+    MessageRecord,
+    StoreError,
+)
+from mixchat.store.store import CURRENT
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -145,8 +152,11 @@ class StoreGateway:
         status: Status = "complete",
         stats: Stats | None = None,
         steps: Sequence[Step] | None = None,
+        parent: int | None | Literal["current"] = CURRENT,
+        prompt: dict[str, Any] | None = None,
     ) -> int | None:
-        """The new message's id, or None when it was not saved."""
+        """The new message's id, or None when it was not saved. ``parent``: the message it
+        answers (an edit or a regenerated reply gives an earlier one: a new branch)."""
         return await self._try(
             lambda store: store.add_message(
                 self.owner,
@@ -156,7 +166,17 @@ class StoreGateway:
                 status=status,
                 stats=stats,
                 steps=steps,
+                parent=parent,
+                prompt=prompt,
             )
+        )
+
+    async def select_branch(
+        self, conversation_id: str, message_id: int
+    ) -> Sequence[MessageRecord] | None:
+        """Make the branch through this message current; its messages, oldest first."""
+        return await self._try(
+            lambda store: store.select_branch(self.owner, conversation_id, message_id)
         )
 
     async def delete_messages_from(self, conversation_id: str, message_id: int) -> None:

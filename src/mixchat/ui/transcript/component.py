@@ -52,6 +52,7 @@ class Op:
     BUSY = "b"  # [b, bool]: a reply is being written (stop button, Enter is refused)
     INPUT = "i"  # [i, text]: put text in the input box
     HINT = "h"  # [h, text]: a line under the input box
+    INSPECT = "x"  # [x, id, prompt JSON]: what the model received for this reply
 
 
 @dataclass
@@ -83,6 +84,10 @@ class Entry:
     footer: str = ""  # the stats line
     error: str = ""
     steps: list[StepView] = field(default_factory=list)
+    #: ``[2, 3]``: the second of three versions of this message (``‹ 2/3 ›``); empty: one.
+    branch: list[int] = field(default_factory=list)
+    #: The reply's prompt was recorded: it has an "Inspect prompt" action.
+    inspect: bool = False
 
     def wire(self) -> dict[str, Any]:
         """The entry as the browser reads it, without empty fields."""
@@ -99,7 +104,7 @@ def _compact(data: dict[str, Any], keep: tuple[str, ...] = ("n",)) -> dict[str, 
     return {key: value for key, value in data.items() if value or key in keep}
 
 
-#: What the browser asks for: send, stop, regenerate, undo.
+#: What the browser asks for: send, stop, regenerate, undo, edit, branch, inspect.
 ActionHandler = Callable[[str, dict[str, Any]], None]
 
 
@@ -203,6 +208,21 @@ class Transcript(JSComponent):
             self._batches.pop(entry.id, None)
         del self.entries[index:]
         self._send([Op.REMOVE_FROM, entry_id])
+
+    def extend(self, entries: list[Entry]) -> list[int]:
+        """Add these messages at the end (ids are renumbered); returns their ids."""
+        ids = []
+        for entry in entries:
+            shown = replace(entry, id=self._next_id)
+            self._next_id += 1
+            self.entries.append(shown)
+            self._send([Op.APPEND, _json(shown.wire())])
+            ids.append(shown.id)
+        return ids
+
+    def inspector(self, entry_id: int, view: dict[str, Any]) -> None:
+        """Show what the model received for this reply, inside it (the browser draws it)."""
+        self._send([Op.INSPECT, entry_id, _json(view)])
 
     def load(self, entries: list[Entry]) -> None:
         """Show these messages instead of the current ones (ids are renumbered)."""

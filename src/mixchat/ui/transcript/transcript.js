@@ -133,7 +133,7 @@ class Transcript {
   // travel as plain JSON arrays, the cheapest shape on Bokeh's websocket.
   handle(msg) {
     const [op, a, c] = msg
-    const b = op === "s" || op === "p" ? JSON.parse(c) : c
+    const b = op === "s" || op === "p" || op === "x" ? JSON.parse(c) : c
     switch (op) {
       case "a": this.append(JSON.parse(a)); break
       case "d": this.delta(a, b); break
@@ -144,6 +144,7 @@ class Transcript {
       case "b": this.setBusy(a); break
       case "i": this.box.value = a; this.grow(); this.box.focus(); break
       case "h": this.hint(a); break
+      case "x": this.showPrompt(a, b); break
     }
   }
 
@@ -341,7 +342,8 @@ class Transcript {
     }
   }
 
-  /** Copy on every message; regenerate and undo on the last reply once it is done. */
+  /** Copy on every message, edit on the user's, the versions' ‹ 2/3 ›, the prompt of a
+   * reply; regenerate and undo on the last reply once it is done. */
   actionsOnLast() {
     const entries = [...this.messages.values()].filter((e) => e.data.role !== "notice")
     const last = entries[entries.length - 1]
@@ -350,10 +352,23 @@ class Transcript {
       bar.replaceChildren()
       const m = entry.data
       if (m.status === "streaming") continue
+      if (m.branch && m.branch[1] > 1) bar.append(this.branchNav(entry))
       if (m.text) {
         const copy = button("Copy", "mx-copy", m.role === "user" ? "Copy this message" : "Copy this reply as Markdown")
         copy.addEventListener("click", () => copyText(entry.data.text || "", copy))
         bar.append(copy)
+      }
+      if (m.role === "user" && !this.busy && !entry.editing) {
+        const edit = button("Edit", "mx-edit", "Edit this message: sending it starts a new branch here, the old one is kept")
+        edit.addEventListener("click", () => this.startEdit(entry))
+        bar.append(edit)
+      }
+      if (m.role === "assistant" && m.inspect) {
+        const label = entry.parts.inspector ? "Hide prompt" : "Inspect prompt"
+        const inspect = button(label, "mx-inspect", "Show exactly what the model received for this reply")
+        inspect.setAttribute("aria-expanded", entry.parts.inspector ? "true" : "false")
+        inspect.addEventListener("click", () => this.togglePrompt(entry))
+        bar.append(inspect)
       }
       if (entry === last && m.role === "assistant" && !this.busy) {
         const again = button("Regenerate", "mx-regenerate", "Answer the last message again")
@@ -363,6 +378,115 @@ class Transcript {
         bar.append(again, undo)
       }
     }
+  }
+
+  /** ‹ 2/3 ›: the versions of a message (an edit, a regenerated reply); the rest of the
+   * conversation follows the one picked. */
+  branchNav(entry) {
+    const [at, count] = entry.data.branch
+    const nav = el("span", "mx-branch")
+    nav.setAttribute("role", "group")
+    nav.setAttribute("aria-label", `Version ${at} of ${count}`)
+    const go = (step) => this.model.send_msg({ type: "branch", id: entry.data.id, step })
+    const previous = button("‹", "mx-branch-prev", "Previous version")
+    previous.setAttribute("aria-label", "Previous version")
+    previous.disabled = at <= 1
+    previous.addEventListener("click", () => go(-1))
+    const next = button("›", "mx-branch-next", "Next version")
+    next.setAttribute("aria-label", "Next version")
+    next.disabled = at >= count
+    next.addEventListener("click", () => go(1))
+    nav.append(previous, el("span", "mx-branch-at", `${at}/${count}`), next)
+    return nav
+  }
+
+  /** Edit a message of the user's in place; sending it makes a new branch from there. */
+  startEdit(entry) {
+    if (this.busy) {
+      this.hint("Not now: a reply is still being written. Wait for it, or press Stop (Esc).")
+      return
+    }
+    if (entry.editing) { entry.editing.box.focus(); return }
+    const form = el("div", "mx-editing")
+    const box = el("textarea", "mx-edit-box")
+    box.value = entry.data.text || ""
+    box.setAttribute("aria-label", "Edit your message")
+    const save = button("Send edit", "mx-primary mx-edit-send", "Send the edited message: a new branch, the old one is kept")
+    const cancel = button("Cancel", "mx-edit-cancel", "Keep the message as it was (Esc)")
+    const note = el("div", "mx-hint", "Editing: Enter sends it as a new branch (the old one stays, ‹ › switches), Esc cancels.")
+    const row = el("div", "mx-row")
+    row.append(save, cancel)
+    form.append(box, row, note)
+    const done = () => {
+      form.remove()
+      entry.parts.body.hidden = false
+      entry.editing = null
+      entry.node.classList.remove("mx-is-editing")
+      this.actionsOnLast()
+    }
+    const send = () => {
+      const text = box.value
+      if (!text.trim()) return
+      if (this.busy) { note.textContent = "Not sent: a reply is still being written."; return }
+      this.model.send_msg({ type: "edit", id: entry.data.id, text })
+      done()
+      this.follow = true
+    }
+    save.addEventListener("click", send)
+    cancel.addEventListener("click", () => { done(); this.box.focus() })
+    box.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); send() }
+      else if (event.key === "Escape") { event.preventDefault(); done(); this.box.focus() }
+    })
+    entry.editing = { box }
+    entry.node.classList.add("mx-is-editing")
+    entry.parts.body.hidden = true
+    entry.parts.body.after(form)
+    this.actionsOnLast()
+    box.style.height = `${Math.min(Math.max(box.scrollHeight, 60), 300)}px`
+    box.focus()
+    box.setSelectionRange(box.value.length, box.value.length)
+  }
+
+  togglePrompt(entry) {
+    if (entry.parts.inspector) {
+      entry.parts.inspector.remove()
+      entry.parts.inspector = null
+      this.actionsOnLast()
+      return
+    }
+    this.model.send_msg({ type: "inspect", id: entry.data.id })
+  }
+
+  /** What the model received for a reply: all of it text, drawn with textContent. */
+  showPrompt(id, view) {
+    const entry = this.messages.get(id)
+    if (!entry) return
+    entry.parts.inspector?.remove()
+    const box = el("section", "mx-inspector")
+    box.setAttribute("aria-label", "What the model received")
+    box.append(el("div", "mx-inspector-title", "What the model received"))
+    const line = (className, text) => { if (text) box.append(el("div", className, text)) }
+    line("mx-inspector-where", view.where)
+    line("mx-inspector-count", view.count)
+    if (view.equal === true) line("mx-inspector-mark mx-same", "✓ The token ids equal mistral-common's")
+    if (view.equal === false) line("mx-inspector-mark mx-differ", "✗ The token ids differ from mistral-common's")
+    line("mx-inspector-sampling", view.sampling)
+    const section = (label, text, className) => {
+      const part = el("details", `mx-inspector-part ${className}`)
+      part.append(el("summary", "", label))
+      const pre = el("pre", "mx-inspector-text")
+      pre.textContent = text
+      part.append(pre)
+      box.append(part)
+      return part
+    }
+    if (view.dropped) section(view.dropped_label, view.dropped, "mx-inspector-dropped")
+    section(view.text_label, view.text, "mx-inspector-prompt").open = true
+    if (view.ids) section(view.ids_label, view.ids, "mx-inspector-ids")
+    entry.parts.inspector = box
+    entry.parts.actions.before(box)
+    this.actionsOnLast()
   }
 
   atBottom() {
@@ -398,6 +522,9 @@ class Transcript {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault()
       this.submit()
+    } else if (event.key === "ArrowUp" && !this.box.value && !this.busy) {
+      const mine = [...this.messages.values()].filter((e) => e.data.role === "user")
+      if (mine.length) { event.preventDefault(); this.startEdit(mine[mine.length - 1]) }
     } else if (event.key === "Escape" && this.busy) {
       this.model.send_msg({ type: "stop" })
     }

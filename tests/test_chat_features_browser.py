@@ -1,0 +1,126 @@
+"""Issue 15 in the browser: edits and branches (‹ 2/3 ›), the prompt inspector, agent
+conversations reopened as they ran. Each test works the page as a user does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Locator
+
+from browser_fixtures import ROOT, Server, Session, chromium, open_session, running_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+
+DOCS = ROOT / "docs"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running_server(
+        tmp_path_factory.mktemp("features"), "--backend", "echo", echo_delay=0.005
+    ) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def session(browser: Browser, server: Server) -> Iterator[Session]:
+    opened = open_session(browser, server.url)
+    yield opened
+    opened.page.context.close()
+
+
+def _message(session: Session, role: str, index: int) -> Locator:
+    return session.page.locator(f".mx-msg.mx-{role}").nth(index)
+
+
+def _versions(message: Locator) -> str:
+    return message.locator(".mx-branch-at").inner_text()
+
+
+def _until(session: Session, expected: list[str], timeout: float = 20.0) -> list[str]:
+    """Wait until the replies on screen are ``expected``, all finished."""
+    for _ in range(int(timeout * 10)):
+        stats = [text for text in session.texts("mixchat-stats") if text.strip()]
+        replies = session.replies()
+        if replies == expected and len(stats) == len(expected):
+            return replies
+        session.page.wait_for_timeout(100)
+    raise AssertionError(f"replies {session.replies()}, expected {expected}")
+
+
+def _open_from_list(session: Session, title: str) -> None:
+    session.page.reload()
+    session.page.get_by_placeholder("Message the model").wait_for()
+    entry = session.page.locator("button", has_text=title).first
+    entry.wait_for(timeout=15_000)
+    entry.click()
+
+
+def test_edit_an_earlier_message_keeps_both_branches_and_switches(session: Session) -> None:
+    session.send("first question about whales")
+    session.wait_for_replies(1)
+    session.send("second question")
+    session.wait_for_replies(2)
+    first = _message(session, "user", 0)
+    first.get_by_role("button", name="Edit", exact=True).click()
+    editor = session.page.get_by_label("Edit your message")
+    assert editor.input_value() == "first question about whales"
+    editor.fill("edited question about dolphins")
+    editor.press("Enter")
+    assert _until(session, ["edited question about dolphins"])
+    assert _versions(_message(session, "user", 0)) == "2/2"
+    # the first version, and the conversation that followed it
+    _message(session, "user", 0).get_by_role("button", name="Previous version").click()
+    assert _until(session, ["first question about whales", "second question"])
+    assert _versions(_message(session, "user", 0)) == "1/2"
+    session.page.screenshot(path=str(DOCS / "branches.png"))
+    # a reload opens the branch last used; the other one is still there
+    _open_from_list(session, "first question about whales")
+    assert _until(session, ["first question about whales", "second question"])
+    nav = _message(session, "user", 0).get_by_role("button", name="Next version")
+    nav.focus()
+    session.page.keyboard.press("Enter")  # keyboard reachable
+    assert _until(session, ["edited question about dolphins"])
+    session.send("and after the edit")
+    assert _until(session, ["edited question about dolphins", "and after the edit"])
+
+
+def test_regenerate_keeps_the_old_reply_as_a_version(session: Session) -> None:
+    session.send("say it twice")
+    session.wait_for_replies(1)
+    session.page.wait_for_timeout(300)
+    session.button("Regenerate").click()
+    session.page.locator(".mx-assistant .mx-branch-at").wait_for()
+    assert _until(session, ["say it twice"])
+    reply = _message(session, "assistant", 0)
+    assert _versions(reply) == "2/2"
+    reply.get_by_role("button", name="Previous version").click()
+    session.page.wait_for_timeout(300)
+    assert _until(session, ["say it twice"])
+    assert _versions(_message(session, "assistant", 0)) == "1/2"
+
+
+def test_arrow_up_in_the_empty_box_edits_the_last_message(session: Session) -> None:
+    session.send("one")
+    session.wait_for_replies(1)
+    session.send("two")
+    session.wait_for_replies(2)
+    session.page.get_by_placeholder("Message the model").press("ArrowUp")
+    editor = session.page.get_by_label("Edit your message")
+    assert editor.input_value() == "two"
+    editor.press("Escape")  # cancel: nothing changes
+    assert session.page.get_by_label("Edit your message").count() == 0
+    assert _until(session, ["one", "two"])
+    session.page.get_by_placeholder("Message the model").press("ArrowUp")
+    session.page.get_by_label("Edit your message").fill("deux")
+    session.page.get_by_role("button", name="Send edit").click()
+    assert _until(session, ["one", "deux"])
+    assert _versions(_message(session, "user", 1)) == "2/2"
+    assert _message(session, "user", 0).locator(".mx-branch-at").count() == 0
