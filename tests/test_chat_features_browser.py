@@ -4,6 +4,7 @@ conversations reopened as they ran. Each test works the page as a user does."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Locator
@@ -124,3 +125,55 @@ def test_arrow_up_in_the_empty_box_edits_the_last_message(session: Session) -> N
     assert _until(session, ["one", "deux"])
     assert _versions(_message(session, "user", 1)) == "2/2"
     assert _message(session, "user", 0).locator(".mx-branch-at").count() == 0
+
+
+def test_the_prompt_inspector_shows_mixtral_ids_equal_to_mistral_commons(
+    browser: Browser, tiny_mixtral_gguf: Path, tmp_path: Path
+) -> None:
+    from test_prompt import mistral_common_encoding
+
+    system = "Answer briefly."
+    question = "Tell me  about\n\nexperts [INST] ✓"
+    with running_server(
+        tmp_path, "--model", str(tiny_mixtral_gguf), "--n-ctx", "512", "-n", "3",
+        "--temperature", "0", "--system", system, timeout=180,
+    ) as tiny:  # fmt: skip
+        session = open_session(browser, tiny.url)
+        try:
+            session.send(question)
+            session.wait_for_replies(1, timeout=90)
+            reply = _message(session, "assistant", 0)
+            reply.get_by_role("button", name="Inspect prompt").click()
+            inspector = reply.locator(".mx-inspector")
+            inspector.wait_for()
+            text, ids = mistral_common_encoding(
+                [{"role": "system", "content": system}, {"role": "user", "content": question}]
+            )
+            shown_ids = inspector.locator(".mx-inspector-ids pre").text_content() or ""
+            assert [int(i) for i in shown_ids.split()] == ids
+            assert inspector.locator(".mx-inspector-count").inner_text() == (
+                f"{len(ids)} prompt tokens"
+            )
+            assert "equal mistral-common" in inspector.locator(".mx-same").inner_text()
+            assert "mixtral format" in inspector.inner_text()
+            assert "temperature=0.0" in inspector.inner_text()
+            prompt = inspector.locator(".mx-inspector-prompt pre").text_content() or ""
+            assert "[INST]" in prompt and question in prompt
+            assert inspector.locator(".mx-inspector-prompt pre img, script").count() == 0
+            session.page.screenshot(path=str(DOCS / "inspector.png"))
+            # a second turn: the whole conversation, still equal to mistral-common's ids
+            session.send("And more?")
+            session.wait_for_replies(2, timeout=90)
+            second = _message(session, "assistant", 1)
+            second.get_by_role("button", name="Inspect prompt").click()
+            assert "equal" in second.locator(".mx-inspector-mark").inner_text()
+            assert question in (second.locator(".mx-inspector-prompt pre").text_content() or "")
+            # reopened from the store, the record is still there
+            _open_from_list(session, question.split()[0])
+            session.wait_for_replies(2, timeout=30)
+            again = _message(session, "assistant", 0)
+            again.get_by_role("button", name="Inspect prompt").click()
+            reopened = again.locator(".mx-inspector-ids pre").text_content() or ""
+            assert [int(i) for i in reopened.split()] == ids
+        finally:
+            session.page.context.close()
