@@ -177,3 +177,54 @@ def test_the_prompt_inspector_shows_mixtral_ids_equal_to_mistral_commons(
             assert [int(i) for i in reopened.split()] == ids
         finally:
             session.page.context.close()
+
+
+def _agent_on(session: Session) -> None:
+    page = session.page
+    page.get_by_text("Agent", exact=True).first.click()  # open the sidebar's Agent card
+    switch = page.locator("[role=switch]").first
+    for _ in range(3):  # the sidebar may still be moving (the conversation list loads)
+        page.wait_for_timeout(300)
+        switch.scroll_into_view_if_needed()
+        box = switch.bounding_box()
+        assert box is not None
+        page.mouse.click(box["x"] + box["width"] - 12, box["y"] + box["height"] / 2)  # the knob
+        page.wait_for_timeout(300)
+        if switch.get_attribute("aria-checked") == "true":
+            break
+    assert switch.get_attribute("aria-checked") == "true"
+
+
+def _step_cards(session: Session) -> list[dict[str, str]]:
+    return session.page.locator(".mx-step").evaluate_all(
+        """cards => cards.map(card => ({
+            title: card.querySelector('summary').textContent,
+            body: Array.from(card.querySelectorAll('.mx-step-text')).map(p => p.textContent)
+                .join('|'),
+            height: card.getBoundingClientRect().height}))"""
+    )
+
+
+def test_a_reopened_agent_conversation_shows_its_steps_with_their_text(
+    session: Session,
+) -> None:
+    _agent_on(session)
+    # the echo model repeats this tool call, so the agent runs the calculator to its limit
+    session.send('{"tool_name": "Calculator", "input": "6*7"}')
+    session.wait_for_replies(1, timeout=60)
+    live = _step_cards(session)
+    footer = session.texts("mixchat-stats")[-1]
+    assert live and "agent step" in footer
+    _open_from_list(session, "tool_name")
+    session.wait_for_replies(1, timeout=30)
+    reopened = _step_cards(session)
+    assert [card["title"] for card in reopened] == [card["title"] for card in live]
+    assert reopened[0]["title"].startswith("Step 1: Calculator (ok")
+    assert all(card["body"] for card in reopened)  # input and output text, not empty boxes
+    assert "6*7" in reopened[0]["body"] and "42" in reopened[0]["body"]
+    assert all(card["height"] < 80 for card in reopened)  # closed: one line each
+    again = session.texts("mixchat-stats")[-1]
+    assert "max new tokens" not in again and "max new tokens" not in footer
+    assert "step limit" in footer and "step limit" in again  # what ended it, both times
+    session.page.locator(".mx-step summary").first.click()
+    assert "42" in session.page.locator(".mx-step").first.inner_text()
