@@ -228,3 +228,87 @@ def test_a_reopened_agent_conversation_shows_its_steps_with_their_text(
     assert "step limit" in footer and "step limit" in again  # what ended it, both times
     session.page.locator(".mx-step summary").first.click()
     assert "42" in session.page.locator(".mx-step").first.inner_text()
+
+
+def _attach(session: Session, *files: Path) -> None:
+    session.page.locator("input[type=file]").set_input_files([str(f) for f in files])
+
+
+def _hint(session: Session) -> str:
+    return session.page.locator(".mx-input .mx-hint").last.inner_text()
+
+
+def test_attached_documents_reach_the_model_and_stay_with_the_message(
+    session: Session, tmp_path: Path
+) -> None:
+    from pdf_files import text_pdf
+
+    pdf = tmp_path / "whales.pdf"
+    pdf.write_bytes(text_pdf(["Humpback whales sing in the deep ocean."]))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("The blue whale is the largest animal.\n")
+    _attach(session, pdf, notes)
+    chips = session.page.locator(".mx-chip")
+    chips.nth(1).wait_for(timeout=20_000)
+    labels = sorted(text.replace("\n", " ") for text in chips.all_inner_texts())
+    assert labels[0].startswith("notes.txt · ") and labels[0].endswith("tokens ×"), labels
+    assert labels[1].startswith("whales.pdf · 1 page, ") and "tokens" in labels[1], labels
+    session.screenshot("documents-attached")
+    session.send("Which whale is largest?")
+    reply = session.wait_for_replies(1)[0]
+    assert "Humpback whales sing in the deep ocean." in reply  # the echo model got the texts
+    assert "The blue whale is the largest animal." in reply and "Which whale" in reply
+    assert session.page.locator(".mx-chip").count() == 0  # sent: the box is empty again
+    user = _message(session, "user", 0)
+    assert user.locator(".mx-body").inner_text().strip() == "Which whale is largest?"
+    user.get_by_role("button", name="notes.txt", exact=True).click()
+    assert "largest animal" in user.locator(".mx-doc-text").inner_text()
+    # reopened: the chips are still on the message, and open the document's text
+    _open_from_list(session, "Which whale")
+    session.wait_for_replies(1)
+    user = _message(session, "user", 0)
+    user.get_by_role("button", name="whales.pdf", exact=True).click()
+    assert "Humpback" in user.locator(".mx-doc-text").inner_text()
+    session.screenshot("documents")
+
+
+def test_documents_that_do_not_fit_or_are_hostile_are_refused_and_the_chat_goes_on(
+    session: Session, tmp_path: Path
+) -> None:
+    long = tmp_path / "long.md"
+    long.write_text(" ".join(f"word{i}" for i in range(6000)))
+    _attach(session, long)
+    session.page.locator(".mx-chip").wait_for(timeout=20_000)
+    session.send("summarise it")
+    session.page.wait_for_timeout(500)
+    for _ in range(50):
+        if "Not sent" in _hint(session):
+            break
+        session.page.wait_for_timeout(100)
+    hint = _hint(session)
+    assert "Not sent" in hint and "more than the model's context of" in hint, hint
+    assert "tokens" in hint
+    assert session.replies() == []  # nothing was sent
+    box = session.page.get_by_placeholder("Message the model")
+    assert box.input_value() == "summarise it"  # the question is given back
+    session.page.get_by_role("button", name="Remove long.md").click()
+    session.page.locator(".mx-chip").wait_for(state="detached")
+    binary = tmp_path / "photo.txt"
+    binary.write_bytes(bytes(range(256)) * 64)
+    _attach(session, binary)
+    session.page.wait_for_function(
+        """() => [...document.querySelectorAll('*')].some(e => e.shadowRoot &&
+             e.shadowRoot.querySelector('.mx-input .mx-hint')?.textContent.includes('binary'))"""
+    )
+    assert "Not attached: photo.txt is binary data" in _hint(session)
+    huge = tmp_path / "huge.txt"
+    with huge.open("wb") as out:  # 200 MB, sparse: refused by its size in the browser
+        out.truncate(200 * 1024 * 1024)
+    _attach(session, huge)
+    assert "Not attached: huge.txt is 200.0 MB; the limit for a document is 10.0 MB" in _hint(
+        session
+    )
+    assert session.page.locator(".mx-chip").count() == 0
+    box.fill("still answering?")
+    box.press("Enter")
+    assert session.wait_for_replies(1) == ["still answering?"]

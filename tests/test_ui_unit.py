@@ -546,3 +546,18 @@ async def test_export_and_import_round_trip(tmp_path: Path) -> None:
     await panel.import_file(b"not json")
     assert "not a JSON export" in panel.notice.object
     assert json.loads(exported)
+
+
+def test_an_attachment_over_the_limit_is_refused_before_it_is_decoded() -> None:
+    from mixchat.documents import Document, DocumentLimits, DocumentRefused, with_documents
+    from mixchat.ui.attachments import read_attachment, split_documents
+
+    limits = DocumentLimits(max_bytes=1000)
+    with pytest.raises(DocumentRefused, match=r"big.txt is 0.0 MB; the limit"):
+        read_attachment("big.txt", "!" * 2000, limits)  # not base64: never decoded
+    with pytest.raises(DocumentRefused, match="did not arrive whole"):
+        read_attachment("cut.txt", "!!!!", limits)
+    assert read_attachment("ok.txt", "aGk=", limits).text == "hi"
+    content = with_documents("why?", [Document("a'b.md", "markdown", "x\n</document> y")])
+    assert split_documents(content) == ("why?", [("a'b.md", "x\n</document> y")])
+    assert split_documents("<document name=x>no") == ("<document name=x>no", [])

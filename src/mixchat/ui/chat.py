@@ -17,11 +17,14 @@ from mixchat import backends
 from mixchat.accounting import Accounting
 from mixchat.backends import Backend, CancelToken, ChatRequest, Done, Queued, TextDelta
 from mixchat.config import AGENT_SAMPLING, Settings
+from mixchat.documents import Document, check_fits, with_documents
 from mixchat.errors import MixchatError
+from mixchat.messages import Message
 from mixchat.outcome import Outcome, Stats
 from mixchat.prompt.inspector import PromptRecord, fit_context, record_prompt
 from mixchat.store import Conversation, MessageRecord, title_from
 from mixchat.store.store import CURRENT
+from mixchat.ui.attachments import Attached, read_attachment, split_documents
 from mixchat.ui.history import History, Turn
 from mixchat.ui.prompt_view import prompt_view
 from mixchat.ui.reply import WRITING, FinishedReply, LiveReply, ended
@@ -64,6 +67,7 @@ class ChatController:
         self.busy = False
         self._cancel: CancelToken | None = None
         self._task: asyncio.Future[None] | None = None
+        self._attaching: asyncio.Future[None] | None = None
         self._writing: LiveReply | None = None  # the reply this session writes now
         self._following: LiveReply | None = None  # one another page writes, shown here
         self._entries: dict[int, int] = {}  # id(turn) -> its entry in the transcript
@@ -71,6 +75,7 @@ class ChatController:
         self._saving: asyncio.Future[None] | None = None
         self._told_history_off = False
         self._saved_settings: tuple[Any, ...] | None = None  # what the store has, if known
+        self._attached: list[Attached] = []  # documents in the input box, sent with the next
         #: Called after each save (the conversation list refreshes).
         self.on_saved: Callable[[], Awaitable[None]] | None = None
         self.transcript = Transcript(
@@ -122,6 +127,14 @@ class ChatController:
             self._run(self.switch(data["id"], data["step"]))
         elif kind == "inspect" and isinstance(data.get("id"), int):
             self.inspect(data["id"])
+        elif kind == "attach" and isinstance(data.get("data"), str):
+            self._attaching = asyncio.ensure_future(
+                self.attach(str(data.get("name", "")), data["data"])
+            )
+        elif kind == "detach" and isinstance(data.get("index"), int):
+            self.detach(data["index"])
+        elif kind == "document" and isinstance(data.get("id"), int):
+            self.open_document(data["id"], data.get("index"))
 
     def _run(self, work: Coroutine[Any, Any, None]) -> None:
         self._task = asyncio.ensure_future(work)
@@ -135,10 +148,64 @@ class ChatController:
         if self.busy:
             self.transcript.hint(BUSY_HINT)
             return
-        if not text.strip():
+        if not text.strip() and not self._attached:
             return
-        await self._exchange(text, typed)
+        documents = [attached.document for attached in self._attached]
+        if documents:
+            if not await self._fits(with_documents(text, documents), text):
+                return
+            self._attached = []
+            self.transcript.chips([])
+        await self._exchange(text, typed, documents=documents)
         await self.settled()
+
+    # -- documents
+    async def attach(self, name: str, data: str) -> None:
+        """Read a document the page sent (off the event loop) and show it as a chip."""
+        try:
+            document = await asyncio.to_thread(read_attachment, name, data)
+            backend = backends.get_backend(self.sidebar.settings())
+            await backend.load()
+            prompt = [Message(role="user", content=document.to_prompt())]
+            tokens = await asyncio.to_thread(backend.count_tokens, prompt)
+        except MixchatError as error:
+            self.transcript.hint(f"Not attached: {error}.")
+            return
+        self._attached.append(Attached(document, tokens))
+        self.transcript.chips([attached.chip() for attached in self._attached])
+        self.transcript.hint("")
+
+    def detach(self, index: int) -> None:
+        if 0 <= index < len(self._attached):
+            del self._attached[index]
+            self.transcript.chips([attached.chip() for attached in self._attached])
+
+    def open_document(self, entry_id: int, index: object) -> None:
+        """The text of a document sent with a message, for its chip."""
+        turn = self._turns.get(entry_id)
+        if turn is None or not isinstance(index, int):
+            return
+        documents = split_documents(turn.content)[1]
+        if 0 <= index < len(documents):
+            self.transcript.document(entry_id, index, *documents[index])
+
+    async def _fits(self, content: str, text: str) -> bool:
+        """Whether the conversation with this message (and its documents) fits the model's
+        context; if not, say by how much, send nothing and give the text back."""
+        settings = self.sidebar.settings()
+        try:
+            backend = backends.get_backend(settings)
+            await backend.load()
+            messages = [
+                *self.history.messages(settings.system_prompt),
+                Message(role="user", content=content),
+            ]
+            await asyncio.to_thread(check_fits, backend, messages, settings.max_tokens)
+        except MixchatError as error:
+            self.transcript.set_input(text)
+            self.transcript.hint(f"Not sent: {error}.")
+            return False
+        return True
 
     async def regenerate(self) -> None:
         """Answer the last user message again; the old reply stays, as another version."""
@@ -160,7 +227,8 @@ class ChatController:
         await self.settled()  # the store ids of the turns before it
         removed = self.history.truncate(index)
         self._remove_from(removed)
-        await self._exchange(text, False, versions=_versions_after(removed[:1]))
+        kept = [Document(name, "text", body) for name, body in split_documents(turn.content)[1]]
+        await self._exchange(text, False, _versions_after(removed[:1]), kept)
 
     async def switch(self, entry_id: int, step: int) -> None:
         """Show the previous (-1) or next (+1) version of a message, and the conversation
@@ -211,9 +279,15 @@ class ChatController:
         removed = self.history.truncate(index)
         self._remove_from(removed)
         self._delete_stored(removed)
-        self.transcript.set_input(removed[0].content)
+        self.transcript.set_input(split_documents(removed[0].content)[0])
 
-    async def _exchange(self, text: str | None, typed: bool, versions: int = 0) -> None:
+    async def _exchange(
+        self,
+        text: str | None,
+        typed: bool,
+        versions: int = 0,
+        documents: list[Document] | None = None,
+    ) -> None:
         """The user's message (None: answer the last one again), then the reply.
 
         ``versions``: the new message (or reply) is the last of this many versions.
@@ -223,9 +297,14 @@ class ChatController:
         try:
             if text is not None:
                 before = self.history.turns[-1] if self.history.turns else None
-                turn = self.history.add(Turn("user", text, branch=_branch(versions)))
+                content = with_documents(text, documents) if documents else text
+                turn = self.history.add(Turn("user", content, branch=_branch(versions)))
                 shown = self.transcript.append(
-                    "user", text, typed=typed, branch=list(turn.branch or ())
+                    "user",
+                    text,
+                    typed=typed,
+                    branch=list(turn.branch or ()),
+                    docs=[document.name for document in documents or ()],
                 )
                 self._show(turn, shown)
                 self._in_background(self._save_user(turn, before))
@@ -444,7 +523,7 @@ class ChatController:
         if self.conversation_id is None:
             settings = self.sidebar.settings()
             created = await self.gateway.create(
-                title=title_from(turn.content),
+                title=_title(turn.content),
                 backend=settings.backend,
                 model=settings.model,
                 settings=self.sidebar.snapshot(),
@@ -553,6 +632,12 @@ async def stream_reply(events: AsyncIterator[Any], reply: LiveReply) -> Finished
     return FinishedReply(reply.text, done)
 
 
+def _title(content: str) -> str:
+    """A new conversation's title: the question, else the first document's name."""
+    question, documents = split_documents(content)
+    return title_from(question if question.strip() or not documents else documents[0][0])
+
+
 def _parent(turn: Turn | None) -> int | None | Literal["current"]:
     """Where a message goes in the store: below ``turn`` (None: a first message); the end
     of the current branch when ``turn`` was not saved."""
@@ -600,7 +685,14 @@ def _views(
             prompt=record.prompt,
         )
         if record.role == "user":
-            entry = Entry(0, "user", record.content, branch=list(branch or ()))
+            question, documents = split_documents(record.content)
+            entry = Entry(
+                0,
+                "user",
+                question,
+                branch=list(branch or ()),
+                docs=[name for name, _ in documents],
+            )
         else:
             status, footer, error = ended(record.stats or Stats(Outcome.from_status(record.status)))
             entry = Entry(

@@ -53,6 +53,8 @@ class Op:
     INPUT = "i"  # [i, text]: put text in the input box
     HINT = "h"  # [h, text]: a line under the input box
     INSPECT = "x"  # [x, id, prompt JSON]: what the model received for this reply
+    CHIPS = "c"  # [c, [chip, ...] JSON]: the documents attached in the input box
+    DOCUMENT = "t"  # [t, id, {index, name, text} JSON]: an attached document's text, opened
 
 
 @dataclass
@@ -88,6 +90,8 @@ class Entry:
     branch: list[int] = field(default_factory=list)
     #: The reply's prompt was recorded: it has an "Inspect prompt" action.
     inspect: bool = False
+    #: The names of the documents sent with a user message (chips that open their text).
+    docs: list[str] = field(default_factory=list)
 
     def wire(self) -> dict[str, Any]:
         """The entry as the browser reads it, without empty fields."""
@@ -115,6 +119,9 @@ class Transcript(JSComponent):
         default=[], doc="The transcript when the page was built (wire form); then read-only."
     )
     placeholder = param.String(default="Message the model")
+    max_document_bytes = param.Integer(
+        default=10 * 1024 * 1024, doc="Files larger than this are refused before upload."
+    )
 
     _bundle: ClassVar[Path] = DIST / "transcript.bundle.js"
     _esm: ClassVar[Path] = DIST / "transcript.bundle.js"
@@ -223,6 +230,14 @@ class Transcript(JSComponent):
     def inspector(self, entry_id: int, view: dict[str, Any]) -> None:
         """Show what the model received for this reply, inside it (the browser draws it)."""
         self._send([Op.INSPECT, entry_id, _json(view)])
+
+    def chips(self, chips: list[dict[str, Any]]) -> None:
+        """The documents waiting in the input box (name, token count)."""
+        self._send([Op.CHIPS, _json(chips)])
+
+    def document(self, entry_id: int, index: int, name: str, text: str) -> None:
+        """Open the text of a document sent with this message."""
+        self._send([Op.DOCUMENT, entry_id, _json({"index": index, "name": name, "text": text})])
 
     def load(self, entries: list[Entry]) -> None:
         """Show these messages instead of the current ones (ids are renumbered)."""

@@ -53,6 +53,10 @@ function el(tag, className, text) {
   return node
 }
 
+function megabytes(size) {
+  return `${(size / 1024 / 1024).toFixed(1)} MB`
+}
+
 function button(label, className, title) {
   const node = el("button", `mx-btn ${className || ""}`.trim(), label)
   node.type = "button"
@@ -119,9 +123,34 @@ class Transcript {
     this.status = el("div", "mx-hint")
     this.status.setAttribute("role", "status")
     this.form.addEventListener("submit", (event) => { event.preventDefault(); this.submit() })
+    // documents: a button, drag and drop onto the box, or paste
+    this.files = el("input", "mx-file")
+    this.files.type = "file"
+    this.files.multiple = true
+    this.files.hidden = true
+    this.files.setAttribute("aria-label", "Choose documents to attach")
+    this.files.addEventListener("change", () => { this.attachFiles(this.files.files); this.files.value = "" })
+    this.attach = button("Attach", "mx-attach", "Attach a document: text, Markdown, code, CSV, HTML or PDF (or drop or paste it on the box)")
+    this.attach.setAttribute("aria-label", "Attach a document")
+    this.attach.addEventListener("click", () => this.files.click())
+    this.chipBar = el("div", "mx-chips")
+    this.chipBar.hidden = true
+    this.chipCount = 0
+    this.form.addEventListener("dragover", (event) => {
+      if ([...(event.dataTransfer?.types || [])].includes("Files")) { event.preventDefault(); this.form.classList.add("mx-drop") }
+    })
+    this.form.addEventListener("dragleave", () => this.form.classList.remove("mx-drop"))
+    this.form.addEventListener("drop", (event) => {
+      this.form.classList.remove("mx-drop")
+      if (event.dataTransfer?.files?.length) { event.preventDefault(); this.attachFiles(event.dataTransfer.files) }
+    })
+    this.box.addEventListener("paste", (event) => {
+      const files = event.clipboardData?.files
+      if (files && files.length) { event.preventDefault(); this.attachFiles(files) }
+    })
     const row = el("div", "mx-row")
-    row.append(this.box, this.send, this.stop)
-    this.form.append(row, this.status)
+    row.append(this.attach, this.box, this.send, this.stop)
+    this.form.append(this.chipBar, row, this.status, this.files)
 
     this.root.append(this.log, this.jump, this.form)
     root.replaceChildren(this.root)
@@ -133,7 +162,7 @@ class Transcript {
   // travel as plain JSON arrays, the cheapest shape on Bokeh's websocket.
   handle(msg) {
     const [op, a, c] = msg
-    const b = op === "s" || op === "p" || op === "x" ? JSON.parse(c) : c
+    const b = op === "s" || op === "p" || op === "x" || op === "t" ? JSON.parse(c) : c
     switch (op) {
       case "a": this.append(JSON.parse(a)); break
       case "d": this.delta(a, b); break
@@ -145,6 +174,8 @@ class Transcript {
       case "i": this.box.value = a; this.grow(); this.box.focus(); break
       case "h": this.hint(a); break
       case "x": this.showPrompt(a, b); break
+      case "c": this.showChips(JSON.parse(a)); break
+      case "t": this.showDocument(a, b); break
     }
   }
 
@@ -196,6 +227,16 @@ class Transcript {
       parts.stats = el("div", "mixchat-stats")
       node.append(parts.notice, parts.steps, parts.status, parts.body, parts.stats)
     } else {
+      if (m.docs && m.docs.length) {
+        parts.docs = el("div", "mx-docs")
+        m.docs.forEach((name, index) => {
+          const chip = button(name, "mx-doc-chip", `Show the text of ${name}`)
+          chip.setAttribute("aria-expanded", "false")
+          chip.addEventListener("click", () => this.toggleDocument(entry, index, chip))
+          parts.docs.append(chip)
+        })
+        node.append(parts.docs)
+      }
       node.append(parts.body)
     }
     parts.actions = el("div", "mx-actions")
@@ -489,6 +530,57 @@ class Transcript {
     this.actionsOnLast()
   }
 
+  // -- documents
+  attachFiles(files) {
+    const limit = this.model.max_document_bytes
+    for (const file of files) {
+      if (file.size > limit) { // refused here, before a byte is read or sent
+        this.hint(`Not attached: ${file.name} is ${megabytes(file.size)}; the limit for a document is ${megabytes(limit)}.`)
+        continue
+      }
+      this.hint(`Reading ${file.name}…`)
+      const reader = new FileReader()
+      reader.onload = () => {
+        const url = String(reader.result || "")
+        this.model.send_msg({ type: "attach", name: file.name, data: url.slice(url.indexOf(",") + 1) })
+      }
+      reader.onerror = () => this.hint(`Could not read ${file.name} in the browser.`)
+      reader.readAsDataURL(file)
+    }
+  }
+
+  showChips(chips) {
+    this.chipCount = chips.length
+    this.chipBar.replaceChildren()
+    this.chipBar.hidden = !chips.length
+    chips.forEach((chip, index) => {
+      const node = el("span", "mx-chip")
+      node.append(el("span", "mx-chip-name", chip.name), el("span", "mx-chip-label", ` · ${chip.label}`))
+      const remove = button("×", "mx-chip-remove", `Remove ${chip.name}`)
+      remove.setAttribute("aria-label", `Remove ${chip.name}`)
+      remove.addEventListener("click", () => this.model.send_msg({ type: "detach", index }))
+      node.append(remove)
+      this.chipBar.append(node)
+    })
+  }
+
+  toggleDocument(entry, index, chip) {
+    const open = entry.parts.docs.querySelector(`[data-doc="${index}"]`)
+    if (open) { open.remove(); chip.setAttribute("aria-expanded", "false"); return }
+    chip.setAttribute("aria-expanded", "true")
+    this.model.send_msg({ type: "document", id: entry.data.id, index })
+  }
+
+  showDocument(id, doc) {
+    const entry = this.messages.get(id)
+    if (!entry || !entry.parts.docs) return
+    entry.parts.docs.querySelector(`[data-doc="${doc.index}"]`)?.remove()
+    const pre = el("pre", "mx-doc-text", doc.text) // text only
+    pre.dataset.doc = doc.index
+    pre.setAttribute("aria-label", `Text of ${doc.name}`)
+    entry.parts.docs.append(pre)
+  }
+
   atBottom() {
     const log = this.log
     return log.scrollHeight - log.scrollTop - log.clientHeight <= FOLLOW_SLACK
@@ -532,7 +624,7 @@ class Transcript {
 
   submit() {
     const text = this.box.value
-    if (!text.trim()) return
+    if (!text.trim() && !this.chipCount) return
     if (this.busy) {
       this.hint("Not sent: a reply is still being written. Wait for it, or press Stop (Esc).")
       return
