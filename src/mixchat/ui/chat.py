@@ -23,6 +23,7 @@ from mixchat.messages import Message
 from mixchat.outcome import Outcome, Stats
 from mixchat.prompt.inspector import PromptRecord, fit_context, record_prompt
 from mixchat.store import Conversation, MessageRecord, title_from
+from mixchat.store.progress import ReplyProgress
 from mixchat.store.store import CURRENT
 from mixchat.ui.attachments import Attached, read_attachment, split_documents
 from mixchat.ui.history import History, Turn
@@ -37,6 +38,10 @@ from mixchat.ui.transcript import Entry, Transcript
 log = logging.getLogger(__name__)
 
 INPUT_PLACEHOLDER = "Message the model (Enter to send, Shift+Enter for a new line)"
+INTERRUPTED_NOTE = (
+    "Interrupted: the server stopped while writing this reply; this is what it had saved. "
+    "Regenerate to answer again."
+)
 BUSY_HINT = "Not sent: a reply is still being written. Wait for it, or press Stop (Esc)."
 
 
@@ -333,6 +338,7 @@ class ChatController:
         reply = self._writing = LiveReply(self.transcript, entry, cancel)
         if self.conversation_id is not None:
             WRITING[self.conversation_id] = reply
+        self._in_background(self._start_reply(reply, asked))  # saved as it streams
         finished = await self._generate(settings, reply, cancel, agent)
         reply.finish(finished)
         self._writing = None
@@ -456,9 +462,10 @@ class ChatController:
             self.say(f"Cannot open that conversation: {self.gateway.error or 'not found'}")
             return
         await self.new_chat()
-        self.load(conversation)
         writing = WRITING.get(conversation.id)
-        if writing is not None and writing.finished is None:
+        live = writing is not None and writing.finished is None
+        self.load(conversation, live=live)
+        if writing is not None and live:
             self._follow(conversation.id, writing)
 
     def _follow(self, conversation_id: str, writing: LiveReply) -> None:
@@ -484,9 +491,10 @@ class ChatController:
             self.busy = False
             self.transcript.busy(False)
 
-    def load(self, conversation: Conversation) -> None:
+    def load(self, conversation: Conversation, *, live: bool = False) -> None:
         """The stored conversation (its current branch) becomes the history and the whole
-        transcript, at once."""
+        transcript, at once. ``live``: its last reply is being written here (it is shown
+        as it streams, not as last saved)."""
         self.conversation_id = conversation.id
         self.sidebar.restore(
             conversation.backend,
@@ -495,6 +503,8 @@ class ChatController:
             conversation.settings,
         )
         records = [m for m in conversation.messages if m.role in ("user", "assistant")]
+        if live and records and records[-1].status == "streaming":
+            records.pop()
         views = _views(conversation, records, _speaker(self.sidebar.settings()))
         shown = list(self.transcript.entries)  # the welcome notice stays on top
         self.transcript.load(shown + [entry for _, entry in views])
@@ -545,14 +555,26 @@ class ChatController:
         self, turn: Turn, settings: Settings, reply: LiveReply, asked: Turn
     ) -> None:
         try:
-            await self._store_reply(turn, settings, asked)
+            await self._store_reply(turn, settings, asked, reply.saver)
         finally:
             for conversation, writing in list(WRITING.items()):
                 if writing is reply:
                     del WRITING[conversation]
             reply.saved()
 
-    async def _store_reply(self, turn: Turn, settings: Settings, asked: Turn) -> None:
+    async def _start_reply(self, reply: LiveReply, asked: Turn) -> None:
+        """Store the reply as it starts (status ``streaming``) and save it every few seconds
+        off the event loop, so that a crash keeps what was written (``interrupted``)."""
+        if self.conversation_id is None:
+            return
+        progress = await self.gateway.start_reply(self.conversation_id, _parent(asked))
+        if progress is not None:
+            progress.grow(reply.text)  # what streamed before the stored message existed
+            reply.saver = progress
+
+    async def _store_reply(
+        self, turn: Turn, settings: Settings, asked: Turn, saver: ReplyProgress | None
+    ) -> None:
         if self.conversation_id is None:
             return
         snapshot = self.sidebar.snapshot()
@@ -572,16 +594,22 @@ class ChatController:
                 system_prompt=settings.system_prompt,
             )
             self._saved_settings = saved
-        turn.store_id = await self.gateway.add_message(
-            self.conversation_id,
-            "assistant",
-            turn.content,
-            status=turn.status,
-            stats=turn.stats,
-            steps=turn.steps,
-            parent=_parent(asked),
-            prompt=turn.prompt,
-        )
+        if saver is not None and turn.stats is not None:
+            await self.gateway.finish_reply(
+                saver, turn.stats, content=turn.content, steps=turn.steps, prompt=turn.prompt
+            )
+            turn.store_id = saver.message_id
+        else:
+            turn.store_id = await self.gateway.add_message(
+                self.conversation_id,
+                "assistant",
+                turn.content,
+                status=turn.status,
+                stats=turn.stats,
+                steps=turn.steps,
+                parent=_parent(asked),
+                prompt=turn.prompt,
+            )
         await self._saved()
 
     def _delete_stored(self, removed: list[Turn]) -> None:
@@ -695,6 +723,8 @@ def _views(
             )
         else:
             status, footer, error = ended(record.stats or Stats(Outcome.from_status(record.status)))
+            if record.status == "interrupted":
+                status, footer, error = "interrupted", "", INTERRUPTED_NOTE
             entry = Entry(
                 0,
                 "assistant",

@@ -18,6 +18,7 @@ from typing import Any
 from mixchat.agent.steps import Step
 from mixchat.backends import CancelToken
 from mixchat.outcome import Outcome, Stats, Status
+from mixchat.store.progress import ReplyProgress
 from mixchat.ui.stats import format_stats
 from mixchat.ui.transcript import StepView, Transcript
 from mixchat.ui.transcript.component import Shown
@@ -61,6 +62,8 @@ class LiveReply:
         self.finished: FinishedReply | None = None
         #: What the model received (a PromptRecord's dict), once recorded.
         self.prompt: dict[str, Any] | None = None
+        #: The stored reply, saved every few seconds while it streams (history on).
+        self.saver: ReplyProgress | None = None
         self._on_saved: list[Callable[[], None]] = []
 
     def status(self, text: str) -> None:
@@ -77,6 +80,8 @@ class LiveReply:
     def write(self, text: str) -> None:
         """More text of the reply (the transcript batches it by time)."""
         self.text += text
+        if self.saver is not None:
+            self.saver.grow(text)
         for transcript, entry in self.screens:
             transcript.delta(entry, text)
 

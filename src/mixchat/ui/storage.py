@@ -23,6 +23,7 @@ from mixchat.store import (
     MessageRecord,
     StoreError,
 )
+from mixchat.store.progress import ReplyProgress
 from mixchat.store.store import CURRENT
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,34 @@ class StoreGateway:
         return await self._try(
             lambda store: store.select_branch(self.owner, conversation_id, message_id)
         )
+
+    async def start_reply(
+        self, conversation_id: str, parent: int | None | Literal["current"]
+    ) -> ReplyProgress | None:
+        """Store a reply as it starts (``streaming``), saved every few seconds from then on."""
+        if not self.enabled:
+            return None
+        try:
+            store = await asyncio.to_thread(_open, self.settings)
+            return await ReplyProgress.start(store, self.owner, conversation_id, parent=parent)
+        except StoreError as error:
+            self.error = str(error)
+            return None
+
+    async def finish_reply(
+        self,
+        progress: ReplyProgress,
+        stats: Stats,
+        *,
+        content: str,
+        steps: Sequence[Step] | None,
+        prompt: dict[str, Any] | None,
+    ) -> None:
+        """The reply's final text, status, stats, steps and prompt."""
+        try:
+            await progress.finish(stats, content=content, steps=steps, prompt=prompt)
+        except StoreError as error:
+            self.error = str(error)
 
     async def delete_messages_from(self, conversation_id: str, message_id: int) -> None:
         await self._try(

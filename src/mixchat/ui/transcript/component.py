@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 
 DIST = Path(__file__).parent / "dist"
 Role = Literal["user", "assistant", "notice"]
-#: How a message on screen stands: "streaming" until its reply finishes.
-Shown = Literal["streaming", "complete", "stopped", "error"]
+#: How a message on screen stands: "streaming" until its reply finishes; "interrupted":
+#: the server died while writing it (the text is what was saved).
+Shown = Literal["streaming", "complete", "stopped", "error", "interrupted"]
 
 
 class Op:
