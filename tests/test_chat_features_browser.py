@@ -9,11 +9,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator
 
-from browser_fixtures import ROOT, Server, Session, chromium, open_session, running_server
+from browser_fixtures import Server, Session, chromium, open_session, running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
-
-DOCS = ROOT / "docs"
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +79,7 @@ def test_edit_an_earlier_message_keeps_both_branches_and_switches(session: Sessi
     _message(session, "user", 0).get_by_role("button", name="Previous version").click()
     assert _until(session, ["first question about whales", "second question"])
     assert _versions(_message(session, "user", 0)) == "1/2"
-    session.page.screenshot(path=str(DOCS / "branches.png"))
+    session.screenshot("branches")  # docs/branches.png is a copy
     # a reload opens the branch last used; the other one is still there
     _open_from_list(session, "first question about whales")
     assert _until(session, ["first question about whales", "second question"])
@@ -160,7 +158,7 @@ def test_the_prompt_inspector_shows_mixtral_ids_equal_to_mistral_commons(
             prompt = inspector.locator(".mx-inspector-prompt pre").text_content() or ""
             assert "[INST]" in prompt and question in prompt
             assert inspector.locator(".mx-inspector-prompt pre img, script").count() == 0
-            session.page.screenshot(path=str(DOCS / "inspector.png"))
+            session.screenshot("inspector")  # docs/inspector.png is a copy
             # a second turn: the whole conversation, still equal to mistral-common's ids
             session.send("And more?")
             session.wait_for_replies(2, timeout=90)
