@@ -439,6 +439,26 @@ async def test_an_edit_and_a_regenerated_reply_are_versions_to_switch_between(
     assert [t.content for t in reopened.history.turns] == ["one", "one", "two", "two"]
 
 
+async def test_a_page_that_follows_a_reply_reads_it_back_from_the_store(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, echo_delay=0.01, max_tokens=4096)
+    writer = _controller(settings)
+    text = " ".join(f"w{i}" for i in range(100))
+    task = asyncio.ensure_future(writer.send(text))
+    while writer.conversation_id is None or not writer.history.turns:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    follower = _controller(settings)  # a reload mid-reply: the same conversation, live
+    await follower.open(writer.conversation_id)
+    assert follower.busy and _shown(follower, "assistant")[-1].status == "streaming"
+    await task
+    await writer.wait()
+    await asyncio.wait_for(follower.wait(), 10)  # the store's copy replaces the live one
+    assert [(t.role, t.content) for t in follower.history.turns] == [
+        ("user", text), ("assistant", text)
+    ]  # fmt: skip
+    assert not follower.busy and _shown(follower, "assistant")[-1].status == "complete"
+
+
 async def test_waiting_users_see_their_place_in_the_queue() -> None:
     from mixchat.backends.events import Queued, TextDelta
     from mixchat.ui.chat import stream_reply

@@ -445,7 +445,8 @@ class ChatController:
         """Empty the chat; the next message starts a new stored conversation."""
         self._unfollow()
         self.stop()
-        if self._task is not None:
+        # Not when this is the task: open() runs as it when a followed reply is read back.
+        if self._task is not None and self._task is not asyncio.current_task():
             await asyncio.gather(self._task, return_exceptions=True)
         await self.settled()
         self.history = History()
