@@ -176,7 +176,7 @@ def _attack(
         for template in (*HOSTILE_PATHS, *HOSTILE_URLS, *HOSTILE_REPOS)
     ]
     # open every collapsed card, so that every field is on the page
-    for title in ("Generation", "Agent", "This conversation"):
+    for title in ("Generation", "Agent", "Import a conversation"):
         page.get_by_text(title, exact=True).first.click()
     page.wait_for_timeout(300)
     replies = 0

@@ -271,8 +271,8 @@ def test_a_session_picks_catalog_models_by_name_only(tmp_path: Path) -> None:
 # -- the chat callback ----------------------------------------------------------------------
 
 
-def _controller(settings: Settings) -> ChatController:
-    return ChatController(SettingsPanel(settings), StoreGateway(settings, "local"))
+def _controller(settings: Settings, owner: str = "local") -> ChatController:
+    return ChatController(SettingsPanel(settings), StoreGateway(settings, owner))
 
 
 async def _say(chat: ChatController, text: str) -> None:
@@ -513,39 +513,85 @@ async def test_a_bug_ends_the_reply_with_a_clear_error(tmp_path: Path) -> None:
 
 def _panel(chat: ChatController) -> ConversationsPanel:
     panel = ConversationsPanel(
-        chat.gateway, on_open=chat.open, on_new=chat.new_chat, current=lambda: chat.conversation_id
+        chat.gateway,
+        on_open=chat.open,
+        on_new=chat.new_chat,
+        current=lambda: chat.conversation_id,
+        say=chat.say,
+        forget=lambda: setattr(chat, "conversation_id", None),
     )
     chat.on_saved = panel.refresh
     return panel
 
 
-async def test_conversations_list_search_rename_and_delete_with_confirmation(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import mixchat.ui.conversations as conversations
-
-    monkeypatch.setattr(conversations, "CONFIRM_SECONDS", 0.2)
+async def test_conversations_list_search_rename_and_delete(tmp_path: Path) -> None:
     chat = _controller(_settings(tmp_path))
     panel = _panel(chat)
     await _say(chat, "about cats")
+    cats = chat.conversation_id
     await chat.new_chat()
     await _say(chat, "about dogs")
+    dogs = chat.conversation_id
     await panel.refresh()
-    assert [b.label for b in panel.items.objects] == ["about dogs", "about cats"]  # newest first
+    assert panel.titles == ["about dogs", "about cats"]  # newest first
+    assert panel.items.current == dogs
     panel.search.value_input = "cat"
     await panel.refresh()
-    assert [b.label for b in panel.items.objects] == ["about cats"]
+    assert panel.titles == ["about cats"]
     panel.search.value_input = ""
-    panel.title.value = "Dogs, renamed"
-    await panel.rename_current()
-    assert panel.items.objects[0].label == "Dogs, renamed"
-    first_click = asyncio.ensure_future(panel.delete_current())
-    await asyncio.sleep(0.05)
-    assert panel.delete.label == "Click again to delete"
-    await panel.delete_current()  # the confirming click
-    await first_click
-    assert [b.label for b in panel.items.objects] == ["about cats"]
+    await panel.refresh()
+    panel.items._handle_msg({"type": "rename", "id": cats, "title": "Cats, renamed"})
+    await panel.wait()
+    assert panel.titles == ["Cats, renamed", "about dogs"]  # any item, not only the open one
+    assert chat.conversation_id == dogs
+    panel.items._handle_msg({"type": "delete", "id": "not-listed"})  # ignored
+    panel.items._handle_msg({"type": "delete", "id": dogs})  # the open one
+    await panel.wait()
+    assert panel.titles == ["Cats, renamed"]
     assert chat.conversation_id is None and chat.history.turns == []
+
+
+async def test_a_new_chat_is_listed_when_its_first_message_is_saved(tmp_path: Path) -> None:
+    chat = _controller(_settings(tmp_path))
+    panel = _panel(chat)
+    chat.on_saved = None  # only the creation can list it
+    await _say(chat, "brand new")
+    assert panel.titles == ["brand new"] and panel.items.current == chat.conversation_id
+
+
+async def test_undoing_the_only_turn_leaves_no_conversation(tmp_path: Path) -> None:
+    chat = _controller(_settings(tmp_path))
+    panel = _panel(chat)
+    await _say(chat, "regret this")
+    assert panel.titles == ["regret this"]
+    await chat.undo()
+    await chat.settled()
+    await panel.wait()
+    assert panel.titles == [] and chat.conversation_id is None
+    store = ConversationStore(f"sqlite:///{tmp_path / 'mixchat.db'}")
+    assert store.list("local") == []
+    store.close()
+    await _say(chat, "a fresh start")  # the next message makes a new conversation
+    assert panel.titles == ["a fresh start"]
+
+
+async def test_opening_another_owners_conversation_by_address_is_not_found(
+    tmp_path: Path,
+) -> None:
+    chat = _controller(_settings(tmp_path))
+    await _say(chat, "mine")
+    mine = chat.conversation_id
+    assert mine is not None
+    other = _controller(_settings(tmp_path), owner="mallory")
+    panel = _panel(other)
+    await panel.open_address(mine)
+    assert other.conversation_id is None and other.history.turns == []
+    assert "No conversation of yours has this address" in _shown(other, "notice")[-1].text
+    assert other.gateway.enabled  # a missing conversation does not turn history off
+    own = _panel(chat)
+    await chat.new_chat()
+    await own.open_address(mine)
+    assert chat.conversation_id == mine
 
 
 async def test_export_and_import_round_trip(tmp_path: Path) -> None:
@@ -553,16 +599,21 @@ async def test_export_and_import_round_trip(tmp_path: Path) -> None:
 
     chat = _controller(_settings(tmp_path))
     panel = _panel(chat)
+    files: list[tuple[str, str, str]] = []
+    panel.items.file = lambda *file: files.append(file)  # type: ignore[method-assign]
     await _say(chat, "export me")
     await panel.refresh()
-    markdown = panel.markdown_file().getvalue()
-    assert "export me" in markdown
-    exported = panel.json_file().getvalue()
+    assert chat.conversation_id is not None
+    await panel.export(chat.conversation_id, "md")
+    await panel.export(chat.conversation_id, "json")
+    (md_name, _, markdown), (json_name, mime, exported) = files
+    assert md_name == "export-me.md" and json_name == "export-me.json"
+    assert "export me" in markdown and mime == "application/json"
     await chat.new_chat()
     await panel.import_file(exported.encode())
     assert chat.conversation_id is not None
     assert [t.content for t in chat.history.turns] == ["export me", "export me"]
-    assert len(panel.items.objects) == 2
+    assert len(panel.titles) == 2
     await panel.import_file(b"not json")
     assert "not a JSON export" in panel.notice.object
     assert json.loads(exported)

@@ -11,6 +11,7 @@ from mixchat.config import Settings
 from mixchat.config.catalog import Catalog
 from mixchat.store import LOCAL_OWNER
 from mixchat.ui.chat import ChatController
+from mixchat.ui.conversation_list import ADDRESS_PARAM
 from mixchat.ui.conversations import ConversationsPanel
 from mixchat.ui.sidebar import SettingsPanel
 from mixchat.ui.status import StatusView, UsageView
@@ -62,11 +63,19 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> pn.templat
     status = StatusView(sidebar.catalog, accounting) if admin else None
     _register_session(owner, sidebar)
     conversations = ConversationsPanel(
-        gateway, on_open=chat.open, on_new=chat.new_chat, current=lambda: chat.conversation_id
+        gateway,
+        on_open=chat.open,
+        on_new=chat.new_chat,
+        current=lambda: chat.conversation_id,
+        say=chat.say,
+        forget=lambda: setattr(chat, "conversation_id", None),
     )
+    address = _address()
 
     async def start() -> None:
         await chat.check_store()
+        if address:
+            await conversations.open_address(address)
         await conversations.refresh()
         await usage.refresh()
         if status is not None:
@@ -89,7 +98,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> pn.templat
             _section("Model", sidebar.model_section()),
             _section("Generation", sidebar.sampling_section(), collapsed=True),
             _section("Agent", sidebar.agent_section(), collapsed=True),
-            _section("This conversation", conversations.manage_section(), collapsed=True),
+            _section("Import a conversation", conversations.import_section(), collapsed=True),
             _section("Your usage", usage.pane, collapsed=True),
             *(
                 [_section("Server status (admin)", status.layout(), collapsed=True)]
@@ -101,6 +110,15 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> pn.templat
         main=[chat.transcript],
     )
     return template
+
+
+def _address() -> str | None:
+    """The conversation the page's address names (``?c=ID``), if any."""
+    values = pn.state.session_args.get(ADDRESS_PARAM) or []
+    if not values:
+        return None
+    raw = values[0]
+    return (raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)).strip()[:64]
 
 
 def _who(user: str, admin: bool) -> pn.pane.HTML:

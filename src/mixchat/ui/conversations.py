@@ -1,25 +1,28 @@
-"""The conversation list in the sidebar: search, open, new, rename, delete, export, import."""
+"""The conversation list in the sidebar: search, open, new, and each item's menu (rename,
+delete, export), import; the page's address names the open conversation (``?c=ID``)."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import io
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import panel as pn
 
 from mixchat.store import ConversationSummary, StoreError
-from mixchat.ui.render import APP_CSS, text_html
+from mixchat.ui.conversation_list import ConversationList
+from mixchat.ui.render import text_html
 from mixchat.ui.storage import StoreGateway
 
 log = logging.getLogger(__name__)
-#: Seconds the delete button waits for its confirming second click.
-CONFIRM_SECONDS = 5.0
+#: Shown instead of a conversation that is not this user's (deleted, mistyped, someone else's).
+NOT_FOUND = (
+    "No conversation of yours has this address (it was deleted, or belongs to someone "
+    "else), so this is a new chat."
+)
 
 
 def _file_name(title: str, suffix: str) -> str:
@@ -28,7 +31,7 @@ def _file_name(title: str, suffix: str) -> str:
 
 
 class ConversationsPanel:
-    """Lists the owner's conversations and acts on the open one."""
+    """Lists the owner's conversations, acts on each, and keeps the page address in step."""
 
     def __init__(
         self,
@@ -37,57 +40,40 @@ class ConversationsPanel:
         on_open: Callable[[str], Awaitable[None]],
         on_new: Callable[[], Awaitable[None]],
         current: Callable[[], str | None],
+        say: Callable[[str], None] | None = None,
+        forget: Callable[[], None] | None = None,
     ) -> None:
+        """``say`` shows a line in the chat; ``forget`` makes the chat start a new stored
+        conversation with its next message (its own was deleted under it)."""
         self.gateway = gateway
         self._on_open = on_open
         self._on_new = on_new
         self._current = current
+        self._say = say or (lambda text: None)
+        self._forget = forget or (lambda: None)
         self._summaries: list[ConversationSummary] = []
-        self._shown: tuple[tuple[str, str, bool], ...] = ()
-        self._confirm_until = 0.0
+        self._tasks: set[asyncio.Future[None]] = set()
         self.search = pn.widgets.TextInput(
             placeholder="Search conversations…", sizing_mode="stretch_width"
         )
         self.new = pn.widgets.Button(
-            label="New chat", icon="plus", color="primary", sizing_mode="stretch_width"
-        )
-        self.items = pn.Column(
+            label="New chat",
+            icon="plus",
+            color="primary",
             sizing_mode="stretch_width",
-            css_classes=["mixchat-conversations"],
-            max_height=320,
-            scroll=True,
-            margin=0,
+            description="New chat (Ctrl+Shift+O)",
         )
-        self.title = pn.widgets.TextInput(
-            label="Title", sizing_mode="stretch_width", placeholder="Rename this conversation"
-        )
-        self.rename = pn.widgets.Button(label="Rename", icon="pencil", color="light")
-        self.delete = pn.widgets.Button(label="Delete", icon="trash", color="light")
-        self.export_md = pn.widgets.FileDownload(
-            callback=self.markdown_file,
-            label="Markdown",
-            filename="conversation.md",
-            color="light",
-            icon="download",
-            embed=False,
-        )
-        self.export_json = pn.widgets.FileDownload(
-            callback=self.json_file,
-            label="JSON",
-            filename="conversation.json",
-            color="light",
-            icon="download",
-            embed=False,
-        )
+        self.items = ConversationList(margin=0)
+        self.items.on_action = self._action
         self.importer = pn.widgets.FileInput(
             accept=".json", multiple=False, sizing_mode="stretch_width"
         )
         self.notice = pn.pane.HTML("", css_classes=["mixchat-hint"], margin=(0, 10))
         self.search.param.watch(self._searched, "value_input")
         self.new.on_click(self._new_clicked)
-        self.rename.on_click(self.rename_current)
-        self.delete.on_click(self.delete_current)
         self.importer.param.watch(self._imported, "value")
+        gateway.on_created = self._created
+        gateway.on_emptied = self._emptied
 
     # -- layout
     def list_section(self) -> pn.Column:
@@ -95,18 +81,19 @@ class ConversationsPanel:
             self.new, self.search, self.items, self.notice, sizing_mode="stretch_width"
         )
 
-    def manage_section(self) -> pn.Column:
+    def import_section(self) -> pn.Column:
         return pn.Column(
-            self.title,
-            pn.Row(self.rename, self.delete),
-            pn.pane.HTML("<b>Export</b>", margin=(8, 10, 0, 10)),
-            pn.Row(self.export_md, self.export_json),
-            pn.pane.HTML("<b>Import a JSON export</b>", margin=(8, 10, 0, 10)),
+            pn.pane.HTML("A JSON export of mixchat", margin=(0, 10), css_classes=["mixchat-hint"]),
             self.importer,
             sizing_mode="stretch_width",
         )
 
     # -- the list
+    @property
+    def titles(self) -> list[str]:
+        """The titles shown, in order (for tests)."""
+        return [item[1] for item in self.items.items]
+
     async def refresh(self) -> None:
         """Reload the list (newest first), filtered by the search box."""
         if not self.gateway.enabled:
@@ -117,25 +104,7 @@ class ConversationsPanel:
             self._show_disabled()
             return
         self._summaries = found
-        current = self._current()
-        shown = tuple((s.id, s.title, s.id == current) for s in found)
-        if shown == self._shown:  # unchanged: do not resend the list to the browser
-            return
-        self._shown = shown
-        buttons = []
-        for summary in found:
-            button = pn.widgets.Button(
-                label=summary.title,
-                color="primary" if summary.id == current else "light",
-                sizing_mode="stretch_width",
-                css_classes=["mixchat-conversation"],
-                stylesheets=[APP_CSS],
-                description=f"{summary.backend} · {summary.updated_at:%Y-%m-%d %H:%M}",
-                margin=(2, 5),
-            )
-            button.on_click(functools.partial(self._open_clicked, summary.id))
-            buttons.append(button)
-        self.items.objects = buttons
+        self._show([_item(summary) for summary in found])
         if not found:
             self.notice.object = (
                 "No conversations yet."
@@ -144,9 +113,14 @@ class ConversationsPanel:
             )
         else:
             self.notice.object = ""
-        for summary in found:
-            if summary.id == current:
-                self.title.value = summary.title
+
+    def _show(self, items: list[list[str]], current: str | None = None) -> None:
+        """Send the list and the open id, each only when it changed."""
+        current = current or self._current() or ""
+        if items != self.items.items:
+            self.items.items = items
+        if current != self.items.current:
+            self.items.current = current
 
     async def touched(self, conversation_id: str | None) -> None:
         """The open conversation was just saved: refresh unless it already heads the list.
@@ -155,78 +129,129 @@ class ConversationsPanel:
         while chatting) the list cannot have changed, so no store query and no page update.
         """
         unfiltered = not self.search.value_input
-        if unfiltered and self._shown and self._shown[0][0] == conversation_id:
+        items = self.items.items
+        if unfiltered and items and items[0][0] == conversation_id:
+            self._show(items)
             return
         await self.refresh()
 
     def _show_disabled(self) -> None:
-        self.items.objects = []
+        self.items.items = []
         self.notice.object = text_html(f"History is off: {self.gateway.error}", "mixchat-error")
-        for widget in (
-            self.search,
-            self.rename,
-            self.delete,
-            self.title,
-            self.importer,
-            self.export_md,
-            self.export_json,
-        ):
+        for widget in (self.search, self.importer):
             widget.disabled = True
 
     async def _searched(self, _: Any) -> None:
         await self.refresh()
 
-    async def _open_clicked(self, conversation_id: str, _: Any = None) -> None:
+    # -- the page address
+    async def open_address(self, conversation_id: str) -> None:
+        """The page was loaded with ``?c=ID``: open it, or say it is not there."""
+        if await self.gateway.owns(conversation_id):
+            await self._on_open(conversation_id)
+        if self._current() != conversation_id:
+            self._say(NOT_FOUND)
+            self.items.address(None, push=False)
+        self._show(self.items.items)
+
+    def _created(self, summary: ConversationSummary) -> None:
+        """The chat's first message made a conversation: list it and give the page its address."""
+        if self.search.value_input:
+            return
+        self._summaries.insert(0, summary)
+        self.notice.object = ""
+        self._show([_item(summary), *self.items.items], current=summary.id)
+        self.items.address(summary.id, push=False)
+
+    def _emptied(self, conversation_id: str) -> None:
+        """Undo removed the conversation's only turn: it is deleted, the chat starts afresh."""
+        if self._current() == conversation_id:
+            self._forget()
+            self.items.address(None, push=False)
+        self._spawn(self.refresh())
+
+    # -- what the browser asks for
+    def _action(self, kind: str, data: dict[str, Any]) -> None:
+        conversation_id = data.get("id")
+        if kind == "new":
+            self._spawn(self._new_clicked())
+            return
+        if kind == "address":  # Back or Forward: open what the address names
+            if isinstance(conversation_id, str):
+                self._spawn(self._moved(conversation_id))
+            return
+        if not isinstance(conversation_id, str) or conversation_id not in self._ids():
+            return  # only conversations this page lists
+        if kind == "open":
+            self._spawn(self.open(conversation_id))
+        elif kind == "rename":
+            self._spawn(self.rename(conversation_id, str(data.get("title", ""))))
+        elif kind == "delete":
+            self._spawn(self.delete(conversation_id))
+        elif kind == "export":
+            self._spawn(self.export(conversation_id, str(data.get("format", "md"))))
+
+    def _ids(self) -> set[str]:
+        return {item[0] for item in self.items.items}
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def wait(self) -> None:
+        """Until what the browser asked for is done (for tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def open(self, conversation_id: str) -> None:
+        """Open a listed conversation; the address names it (Back returns to the one before)."""
         await self._on_open(conversation_id)
+        if self._current() == conversation_id:
+            self.items.address(conversation_id, push=True)
         await self.refresh()
 
-    async def _new_clicked(self, _: Any) -> None:
+    async def _moved(self, conversation_id: str) -> None:
+        if conversation_id == (self._current() or ""):
+            return
+        if conversation_id:
+            await self._on_open(conversation_id)
+        else:
+            await self._on_new()
+        await self.refresh()
+
+    async def _new_clicked(self, _: Any = None) -> None:
         await self._on_new()
-        self.title.value = ""
+        self.items.address(None, push=True)
         await self.refresh()
 
-    # -- the open conversation
-    async def rename_current(self, _: Any = None) -> None:
-        """Rename the open conversation to the title field's text (the Rename button)."""
-        current = self._current()
-        title = (self.title.value or "").strip()
-        if current and title:
-            await self.gateway.rename(current, title)
+    async def rename(self, conversation_id: str, title: str) -> None:
+        """Rename a conversation (its menu's Rename, then Enter)."""
+        if title.strip():
+            await self.gateway.rename(conversation_id, title.strip())
             await self.refresh()
 
-    async def delete_current(self, _: Any = None) -> None:
-        """The Delete button: the first call asks for a second one within CONFIRM_SECONDS,
-        which deletes the open conversation."""
-        current = self._current()
-        if not current:
-            return
-        loop = asyncio.get_running_loop()
-        if loop.time() > self._confirm_until:  # the first click asks for a second one
-            self._confirm_until = loop.time() + CONFIRM_SECONDS
-            self.delete.param.update(label="Click again to delete", color="danger")
-            await asyncio.sleep(CONFIRM_SECONDS)
-            self.delete.param.update(label="Delete", color="light")
-            return
-        self._confirm_until = 0.0
-        self.delete.param.update(label="Delete", color="light")
-        await self.gateway.delete(current)
-        await self._on_new()
-        self.title.value = ""
+    async def delete(self, conversation_id: str) -> None:
+        """Delete a conversation (its menu's Delete, clicked twice); the open one: a new chat."""
+        await self.gateway.delete(conversation_id)
+        if self._current() == conversation_id:
+            await self._on_new()
+            self.items.address(None, push=False)
         await self.refresh()
 
-    def markdown_file(self) -> io.StringIO:
-        """The open conversation as Markdown (the download button asks for it)."""
-        current = self._current()
-        text = self.gateway.export_markdown(current) if current else ""
-        self.export_md.filename = _file_name(self.title.value or "", ".md")
-        return io.StringIO(text)
-
-    def json_file(self) -> io.StringIO:
-        """The open conversation as a JSON export (the download button asks for it)."""
-        current = self._current()
-        data = self.gateway.export_json(current) if current else {}
-        self.export_json.filename = _file_name(self.title.value or "", ".json")
-        return io.StringIO(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    async def export(self, conversation_id: str, kind: str) -> None:
+        """Send the conversation to the browser as a file: Markdown, or a JSON export."""
+        title = next((item[1] for item in self.items.items if item[0] == conversation_id), "")
+        try:
+            if kind == "json":
+                data = await asyncio.to_thread(self.gateway.export_json, conversation_id)
+                text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+                self.items.file(_file_name(title, ".json"), "application/json", text)
+            else:
+                text = await asyncio.to_thread(self.gateway.export_markdown, conversation_id)
+                self.items.file(_file_name(title, ".md"), "text/markdown", text)
+        except StoreError as error:
+            self.notice.object = text_html(f"Cannot export it: {error}", "mixchat-error")
 
     async def _imported(self, event: Any) -> None:
         if event.new:
@@ -243,5 +268,9 @@ class ConversationsPanel:
         except StoreError as error:
             self.notice.object = text_html(str(error), "mixchat-error")
             return
-        await self._on_open(new_id)
-        await self.refresh()
+        await self.open(new_id)
+
+
+def _item(summary: ConversationSummary) -> list[str]:
+    """One list item as the browser reads it: id, title, and a tooltip."""
+    return [summary.id, summary.title, f"{summary.backend} · {summary.updated_at:%Y-%m-%d %H:%M}"]

@@ -25,6 +25,7 @@ from mixchat.store import (
 )
 from mixchat.store.progress import ReplyProgress
 from mixchat.store.store import CURRENT
+from mixchat.store.errors import NotFound
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -73,6 +74,10 @@ class StoreGateway:
         self.settings = settings
         self.owner = owner
         self.error: str | None = None
+        #: Called with each conversation this session creates (the list shows it at once).
+        self.on_created: Callable[[Conversation], None] | None = None
+        #: Called with a conversation deleted because its last message was removed.
+        self.on_emptied: Callable[[str], None] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -94,7 +99,16 @@ class StoreGateway:
         return await self._try(lambda store: store.list(self.owner, search))
 
     async def get(self, conversation_id: str) -> Conversation | None:
+        """None when history is off, or the owner has no such conversation."""
         return await self._try(lambda store: store.get(self.owner, conversation_id))
+
+    async def owns(self, conversation_id: str) -> bool:
+        """Whether the owner has this conversation (one small query; no messages read)."""
+
+        def found(store: ConversationStore) -> bool:
+            return store.resolve_id(self.owner, conversation_id) == conversation_id
+
+        return bool(await self._try(found))
 
     async def create(
         self,
@@ -105,7 +119,7 @@ class StoreGateway:
         settings: dict[str, Any],
         system_prompt: str,
     ) -> Conversation | None:
-        return await self._try(
+        created = await self._try(
             lambda store: store.create(
                 self.owner,
                 title=title,
@@ -115,6 +129,9 @@ class StoreGateway:
                 system_prompt=system_prompt,
             )
         )
+        if created is not None and self.on_created is not None:
+            self.on_created(created)
+        return created
 
     async def update_settings(
         self,
@@ -209,9 +226,18 @@ class StoreGateway:
             self.error = str(error)
 
     async def delete_messages_from(self, conversation_id: str, message_id: int) -> None:
-        await self._try(
-            lambda store: store.delete_messages_from(self.owner, conversation_id, message_id)
-        )
+        """Remove the message and its replies; a conversation left with no message is deleted
+        (an undo of the only turn leaves nothing behind) and ``on_emptied`` hears of it."""
+
+        def delete(store: ConversationStore) -> bool:
+            store.delete_messages_from(self.owner, conversation_id, message_id)
+            if store.get(self.owner, conversation_id).tree:
+                return False
+            store.delete(self.owner, conversation_id)
+            return True
+
+        if await self._try(delete) and self.on_emptied is not None:
+            self.on_emptied(conversation_id)
 
     # -- export and import
 
@@ -233,6 +259,8 @@ class StoreGateway:
             return None
         try:
             return await asyncio.to_thread(lambda: operation(_open(self.settings)))
+        except NotFound:  # not this owner's (or gone): nothing wrong with the store
+            return None
         except StoreError as error:
             self.error = str(error)
             return None

@@ -1,0 +1,184 @@
+// The sidebar's conversation list as one browser component (see conversation_list.py).
+//
+// The server sends the list as one parameter, `items` ([id, title, detail] each), and which one
+// is open, `current`. Each item has a menu (rename, export, delete); the browser asks, the
+// server acts. The page's address follows the open conversation (?c=ID): the server says when
+// ("address" messages), Back and Forward ask the server to open what the address names.
+
+const PARAM = "c"
+
+function el(tag, cls, text) {
+  const node = document.createElement(tag)
+  if (cls) node.className = cls
+  if (text !== undefined) node.textContent = text
+  return node
+}
+
+function button(label, cls, title) {
+  const node = el("button", cls, label)
+  node.type = "button"
+  if (title) node.title = title
+  return node
+}
+
+function addressOf(id) {
+  const url = new URL(window.location.href)
+  if (id) url.searchParams.set(PARAM, id)
+  else url.searchParams.delete(PARAM)
+  return url.toString()
+}
+
+function download(name, mime, text) {
+  const url = URL.createObjectURL(new Blob([text], { type: mime }))
+  const link = el("a")
+  link.href = url
+  link.download = name
+  document.body.append(link)
+  link.click()
+  link.remove()
+  setTimeout(() => URL.revokeObjectURL(url), 10_000)
+}
+
+class ConversationList {
+  constructor(model, root) {
+    this.model = model
+    this.root = el("nav", "mx-convs")
+    this.root.setAttribute("aria-label", "Conversations")
+    this.list = el("ul", "mx-conv-list")
+    this.root.append(this.list)
+    root.replaceChildren(this.root)
+    this.open = null // the item whose menu is open
+    this.draw()
+  }
+
+  send(type, fields = {}) {
+    this.model.send_msg({ type, ...fields })
+  }
+
+  draw() {
+    const current = this.model.current
+    this.closeMenu()
+    const rows = (this.model.items || []).map(([id, title, detail]) => this.item(id, title, detail, id === current))
+    this.list.replaceChildren(...rows)
+  }
+
+  highlight() {
+    const current = this.model.current
+    for (const row of this.list.children) {
+      const on = row.dataset.id === current
+      row.classList.toggle("mx-conv-current", on)
+      row.querySelector(".mx-conv-open").setAttribute("aria-current", on ? "page" : "false")
+    }
+  }
+
+  item(id, title, detail, current) {
+    const row = el("li", "mx-conv" + (current ? " mx-conv-current" : ""))
+    row.dataset.id = id
+    const open = button(title, "mx-conv-open", detail)
+    open.setAttribute("aria-current", current ? "page" : "false")
+    open.addEventListener("click", () => this.send("open", { id }))
+    const more = button("⋯", "mx-conv-more", "Rename, export or delete")
+    more.setAttribute("aria-label", `Menu of ${title}`)
+    more.setAttribute("aria-haspopup", "menu")
+    more.setAttribute("aria-expanded", "false")
+    more.addEventListener("click", (event) => { event.stopPropagation(); this.toggleMenu(row, more, id, title) })
+    row.append(open, more)
+    return row
+  }
+
+  toggleMenu(row, more, id, title) {
+    const wasOpen = this.open && this.open.row === row
+    this.closeMenu()
+    if (wasOpen) return
+    const menu = el("div", "mx-conv-menu")
+    menu.setAttribute("role", "menu")
+    const entry = (label, action) => {
+      const item = button(label, "mx-conv-action")
+      item.setAttribute("role", "menuitem")
+      item.addEventListener("click", (event) => { event.stopPropagation(); action(item) })
+      menu.append(item)
+      return item
+    }
+    entry("Rename", () => { this.closeMenu(); this.rename(row, id, title) })
+    entry("Export Markdown", () => { this.closeMenu(); this.send("export", { id, format: "md" }) })
+    entry("Export JSON", () => { this.closeMenu(); this.send("export", { id, format: "json" }) })
+    entry("Delete", (item) => {
+      if (item.dataset.armed) { this.closeMenu(); this.send("delete", { id }); return }
+      item.dataset.armed = "1"
+      item.textContent = "Click again to delete"
+      item.classList.add("mx-conv-danger")
+    })
+    row.append(menu)
+    more.setAttribute("aria-expanded", "true")
+    this.open = { row, more, menu }
+    menu.querySelector("button").focus()
+    menu.addEventListener("keydown", (event) => { if (event.key === "Escape") { this.closeMenu(); more.focus() } })
+  }
+
+  closeMenu() {
+    if (!this.open) return
+    this.open.menu.remove()
+    this.open.more.setAttribute("aria-expanded", "false")
+    this.open = null
+  }
+
+  rename(row, id, title) {
+    const open = row.querySelector(".mx-conv-open")
+    const input = el("input", "mx-conv-title")
+    input.value = title
+    input.setAttribute("aria-label", "New title (Enter saves, Esc cancels)")
+    let done = false
+    const finish = (save) => {
+      if (done) return
+      done = true
+      const text = input.value.trim()
+      input.replaceWith(open)
+      if (save && text && text !== title) {
+        open.textContent = text
+        this.send("rename", { id, title: text })
+      }
+    }
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") { event.preventDefault(); finish(true) }
+      else if (event.key === "Escape") { event.preventDefault(); finish(false) }
+    })
+    input.addEventListener("blur", () => finish(true))
+    open.replaceWith(input)
+    input.focus()
+    input.select()
+  }
+
+  handle([op, a, b, c]) {
+    if (op === "address") { // [address, id or "", push]
+      const target = addressOf(a)
+      if (target !== window.location.href) window.history[b ? "pushState" : "replaceState"](null, "", target)
+    } else if (op === "file") { // [file, name, mime, text]
+      download(a, b, c)
+    }
+  }
+}
+
+export function render({ model, el: root }) {
+  const list = new ConversationList(model, root)
+  model.on("items", () => list.draw())
+  model.on("current", () => list.highlight())
+  model.on("msg:custom", (message) => list.handle(message))
+  const outside = (event) => {
+    if (list.open && !event.composedPath().includes(list.open.row)) list.closeMenu()
+  }
+  const key = (event) => { // Ctrl+Shift+O (Cmd+Shift+O on a Mac): a new chat, as ChatGPT
+    if ((event.ctrlKey || event.metaKey) && event.shiftKey && event.code === "KeyO") {
+      event.preventDefault()
+      list.send("new")
+    }
+  }
+  const moved = () => list.send("address", { id: new URL(window.location.href).searchParams.get(PARAM) || "" })
+  document.addEventListener("click", outside)
+  document.addEventListener("keydown", key)
+  window.addEventListener("popstate", moved)
+  model.on("remove", () => {
+    document.removeEventListener("click", outside)
+    document.removeEventListener("keydown", key)
+    window.removeEventListener("popstate", moved)
+  })
+}

@@ -1,0 +1,65 @@
+"""The conversation list as one browser component: every item, its menu, and the page address.
+
+One ``JSComponent`` draws the whole list (``items``, one parameter) instead of a Panel button
+per conversation, so a long list costs the page one model. Each item has a menu: rename
+(Enter saves), export Markdown or JSON (the file is sent back and saved by the browser), and
+delete (a second click confirms). The browser asks (``open``, ``rename``, ``delete``,
+``export``, ``new``, ``address``); :class:`~mixchat.ui.conversations.ConversationsPanel` acts.
+
+The page's address names the open conversation (``?c=ID``): :meth:`ConversationList.address`
+sets it (``history.pushState`` when the user moves to another conversation, ``replaceState``
+when the open one gets its id or goes away); Back and Forward send ``address`` with the id the
+address names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import param
+from panel.custom import JSComponent
+
+from mixchat.ui.render import ASSETS_ROUTE
+
+HERE = Path(__file__).parent
+#: The query parameter naming the open conversation.
+ADDRESS_PARAM = "c"
+#: What the browser may ask for; anything else is ignored.
+ACTIONS = ("open", "rename", "delete", "export", "new", "address")
+
+ActionHandler = Callable[[str, dict[str, Any]], None]
+
+
+class ConversationList(JSComponent):
+    """The list on screen; ``ConversationsPanel`` sets ``items`` and ``current``."""
+
+    items = param.List(default=[], doc="[id, title, detail] per conversation, newest first")
+    current = param.String(default="", doc="the open conversation's id ('' for a new chat)")
+
+    _esm: ClassVar[Path] = HERE / "conversation_list.js"
+    _stylesheets: ClassVar[list[str]] = [f"/{ASSETS_ROUTE}/conversations.css"]
+
+    def __init__(self, **params: Any) -> None:
+        params.setdefault("sizing_mode", "stretch_width")
+        super().__init__(**params)
+        self.on_action: ActionHandler | None = None
+
+    def address(self, conversation_id: str | None, *, push: bool) -> None:
+        """Show ``conversation_id`` in the page's address (none: the plain page)."""
+        self._send(["address", conversation_id or "", push])
+
+    def file(self, name: str, mime: str, text: str) -> None:
+        """The browser saves this file (an export)."""
+        self._send(["file", name, mime, text])
+
+    def _send(self, message: list[Any]) -> None:
+        if self._models:  # on a page (a unit test has none)
+            self._send_msg(message)
+
+    def _handle_msg(self, data: Any) -> None:
+        if not isinstance(data, dict) or data.get("type") not in ACTIONS:
+            return
+        if self.on_action is not None:
+            self.on_action(data["type"], data)

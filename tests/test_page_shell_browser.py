@@ -1,0 +1,197 @@
+"""The page around the chat, in a real browser: conversation addresses and menus, the colour
+scheme, the phone layout, presets and the keyboard."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from playwright.sync_api import Browser
+
+from browser_fixtures import INPUT, Server, Session, chromium, open_session, running_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+
+CATALOG = """
+[models.echo]
+name = "Echo"
+backend = "echo"
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running_server(
+        tmp_path_factory.mktemp("shell"),
+        "--max-tokens",
+        "4096",
+        echo_delay=0.005,
+        config=CATALOG,
+    ) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def session(browser: Browser, server: Server) -> Iterator[Session]:
+    opened = open_session(browser, server.url)
+    yield opened
+    opened.page.context.close()
+
+
+def _address(session: Session) -> str | None:
+    """The conversation the page's address names (?c=ID)."""
+    values = parse_qs(urlparse(session.page.url).query).get("c")
+    return values[0] if values else None
+
+
+def _titles(session: Session) -> list[str]:
+    return [t.strip() for t in session.page.locator(".mx-conv-open").all_inner_texts()]
+
+
+def _item(session: Session, title: str):  # type: ignore[no-untyped-def]
+    return session.page.locator(".mx-conv", has_text=title)
+
+
+def _wait_until(session: Session, check, timeout_ms: int = 10_000) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(timeout_ms // 100):
+        if check():
+            return
+        session.page.wait_for_timeout(100)
+    assert check()
+
+
+def test_a_new_chat_is_listed_and_addressed_at_once_and_a_reload_lands_in_it(
+    session: Session,
+) -> None:
+    title = "address of the humpback " + " ".join(f"w{n}" for n in range(600))
+    session.send(title)
+    # listed (and the page addressed) while its first reply is still being written
+    _item(session, "address of the humpback").wait_for()
+    assert session.button("Stop").is_visible()
+    _wait_until(session, lambda: _address(session) is not None)
+    conversation = _address(session)
+    assert _item(session, "address of the humpback").get_attribute("class") == (
+        "mx-conv mx-conv-current"
+    )
+    session.wait_for_replies(1, timeout=60)
+    session.page.reload()
+    session.page.get_by_placeholder(INPUT).wait_for()
+    # the same conversation, without touching the list
+    session.page.locator(".mixchat-user", has_text="address of the humpback").wait_for()
+    assert session.wait_for_replies(1) == [title]
+    assert _address(session) == conversation
+    session.send("and it goes on")
+    assert session.wait_for_replies(2)[-1] == "and it goes on"
+    # a new chat drops the address; Back returns to the conversation
+    _new_chat(session)
+    _wait_until(session, lambda: _address(session) is None)
+    _wait_until(session, lambda: session.replies() == [])
+    session.page.go_back()
+    _wait_until(session, lambda: len(session.replies()) == 2)
+    assert _address(session) == conversation
+
+
+def test_each_item_has_a_menu_to_rename_export_and_delete(session: Session) -> None:
+    session.send("menu first about otters")
+    session.wait_for_replies(1)
+    _new_chat(session)
+    _wait_until(session, lambda: _address(session) is None)
+    session.send("menu second about seals")
+    session.wait_for_replies(1)
+    open_now = _address(session)
+    page = session.page
+    otters = _item(session, "menu first about otters")
+    otters.get_by_role("button", name="Menu of menu first about otters").click()
+    page.get_by_role("menuitem", name="Rename").click()
+    box = page.get_by_role("textbox", name="New title (Enter saves, Esc cancels)")
+    box.fill("Otters, renamed")
+    box.press("Enter")  # Enter renames
+    _item(session, "Otters, renamed").wait_for()
+    page.wait_for_timeout(500)
+    page.reload()
+    page.get_by_placeholder(INPUT).wait_for()
+    _item(session, "Otters, renamed").wait_for()  # stored, and the open chat did not change
+    assert _address(session) == open_now
+    assert session.wait_for_replies(1) == ["menu second about seals"]
+    renamed = _item(session, "Otters, renamed")
+    renamed.get_by_role("button", name="Menu of Otters, renamed").click()
+    with page.expect_download() as download:
+        page.get_by_role("menuitem", name="Export Markdown").click()
+    assert download.value.suggested_filename == "Otters-renamed.md"
+    assert "menu first about otters" in Path(download.value.path()).read_text()
+    renamed.get_by_role("button", name="Menu of Otters, renamed").click()
+    with page.expect_download() as download:
+        page.get_by_role("menuitem", name="Export JSON").click()
+    exported = json.loads(Path(download.value.path()).read_text())
+    assert exported["title"] == "Otters, renamed"
+    renamed.get_by_role("button", name="Menu of Otters, renamed").click()
+    page.get_by_role("menuitem", name="Delete").click()
+    assert renamed.count() == 1  # the first click only asks
+    page.get_by_role("menuitem", name="Click again to delete").click()
+    _wait_until(session, lambda: renamed.count() == 0)
+    assert session.replies() == ["menu second about seals"]  # the open chat stays
+    session.screenshot("conversation-menu")
+
+
+def test_undoing_the_only_turn_leaves_no_conversation_behind(session: Session) -> None:
+    session.send("undo me entirely")
+    session.wait_for_replies(1)
+    _item(session, "undo me entirely").wait_for()
+    session.button("Undo").click()
+    _wait_until(session, lambda: _item(session, "undo me entirely").count() == 0)
+    assert _address(session) is None
+    session.page.reload()
+    session.page.get_by_placeholder(INPUT).wait_for()
+    session.page.wait_for_timeout(800)
+    assert "undo me entirely" not in _titles(session)
+
+
+def test_another_users_conversation_address_is_not_found(browser: Browser, tmp_path: Path) -> None:
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps({"alice": "alice-pw", "bob": "bob-pw"}))
+    with running_server(tmp_path, "--basic-auth", str(users), config=CATALOG) as team:
+        alice = _log_in(browser, team.url, "alice", "alice-pw")
+        alice.send("alice's private plan")
+        alice.wait_for_replies(1)
+        _wait_until(alice, lambda: _address(alice) is not None)
+        link = alice.page.url
+        bob = _log_in(browser, link, "bob", "bob-pw")
+        bob.page.locator(".mixchat-notice", has_text="No conversation of yours").wait_for()
+        assert bob.replies() == []
+        assert "alice's private plan" not in " ".join(bob.texts("mixchat-user"))
+        _wait_until(bob, lambda: _address(bob) is None)
+        bob.send("bob's own chat")
+        assert bob.wait_for_replies(1) == ["bob's own chat"]
+        alice.page.goto(link)  # alice's own link still opens it for her
+        alice.page.get_by_placeholder(INPUT).wait_for()
+        assert alice.wait_for_replies(1) == ["alice's private plan"]
+        alice.page.context.close()
+        bob.page.context.close()
+
+
+def _log_in(browser: Browser, url: str, user: str, password: str) -> Session:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(url)
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
+    page.keyboard.press("Enter")
+    page.get_by_placeholder(INPUT).wait_for(timeout=30_000)
+    if urlparse(page.url).query != urlparse(url).query:  # the login page dropped the address
+        page.goto(url)
+        page.get_by_placeholder(INPUT).wait_for(timeout=30_000)
+    return Session(page)
+
+
+def _new_chat(session: Session) -> None:
+    session.page.locator("button", has_text="New chat").first.click()
