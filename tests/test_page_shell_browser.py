@@ -178,6 +178,148 @@ def test_another_users_conversation_address_is_not_found(browser: Browser, tmp_p
         bob.page.context.close()
 
 
+#: The computed colours of parts of the page, inside the components' shadow roots.
+_COLOURS = """() => {
+  const deep = (root, sel) => {
+    const found = root.querySelector(sel);
+    if (found) return found;
+    for (const el of root.querySelectorAll('*')) {
+      if (el.shadowRoot) { const inner = deep(el.shadowRoot, sel); if (inner) return inner; }
+    }
+    return null;
+  };
+  const look = (sel) => {
+    const el = deep(document, sel);
+    if (!el) return null;
+    const style = getComputedStyle(el);
+    return [style.backgroundColor, style.color];
+  };
+  return {
+    body: look('body'), sidebar: look('#sidebar'), reply: look('.mx-assistant'),
+    code: look('.mx-md pre code'), user: look('.mx-user'),
+    item: look('.mx-conv:not(.mx-conv-current)'),
+    itemText: look('.mx-conv:not(.mx-conv-current) .mx-conv-open'),
+    cardHead: look('.card-header'), cardTitle: look('.card-header .card-title, .card-header h3'),
+    input: look('textarea.mx-box'), select: look('select'),
+  };
+}"""
+
+
+def _rgb(css: str) -> tuple[float, float, float]:
+    parts = css[css.index("(") + 1 : css.index(")")].replace(",", " ").split()
+    return float(parts[0]), float(parts[1]), float(parts[2])
+
+
+def _luminance(css: str) -> float:
+    def channel(value: float) -> float:
+        value /= 255
+        return value / 12.92 if value <= 0.03928 else ((value + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(v) for v in _rgb(css))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _contrast(one: str, two: str) -> float:
+    high, low = sorted((_luminance(one), _luminance(two)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def _colours(session: Session) -> dict[str, list[str]]:
+    return session.page.evaluate(_COLOURS)
+
+
+def _check_scheme(session: Session, dark: bool) -> None:
+    colours = _colours(session)
+    for part in ("body", "sidebar", "reply", "code", "item", "input", "select"):
+        background = colours[part][0]
+        assert (_luminance(background) < 0.06) == dark, (part, background)
+    for part in ("body", "reply", "code", "input", "itemText"):  # text readable on its ground
+        ground = colours["item" if part == "itemText" else part][0]
+        assert _contrast(colours[part][1], ground) >= 4.5, (part, colours[part], ground)
+    head, title = colours["cardHead"], colours["cardTitle"] or colours["cardHead"]
+    assert _contrast(title[1], head[0]) >= 4.5, (head, title)
+
+
+def _with_code(session: Session) -> None:
+    """Two conversations (one open, one not), the open one with a code block."""
+    session.send("an earlier chat")
+    session.wait_for_replies(1)
+    _new_chat(session)
+    session.page.wait_for_timeout(500)
+    session.send("Some `code` here:\n\n```python\ndef add(x, y):\n    return x + y  # sum\n```")
+    session.wait_for_replies(1)
+    session.page.wait_for_timeout(500)
+
+
+def test_the_page_follows_a_dark_system_scheme_and_the_toggle_is_remembered(
+    browser: Browser, server: Server
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, color_scheme="dark")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(server.url)
+    page.get_by_placeholder(INPUT).wait_for(timeout=30_000)
+    session = Session(page)
+    _with_code(session)
+    _check_scheme(session, dark=True)
+    session.screenshot("dark")
+    page.get_by_role("button", name="Switch between light and dark").click()
+    page.wait_for_timeout(300)
+    _check_scheme(session, dark=False)  # at once, no reload
+    page.reload()
+    page.get_by_placeholder(INPUT).wait_for()
+    page.wait_for_timeout(800)
+    assert page.evaluate("localStorage.getItem('mixchat-scheme')") == "light"
+    _check_scheme(session, dark=False)  # remembered, though the system is dark
+    page.get_by_role("button", name="Switch between light and dark").click()
+    page.wait_for_timeout(300)
+    _check_scheme(session, dark=True)
+    context.close()
+
+
+def test_the_light_scheme_is_readable(session: Session) -> None:
+    _with_code(session)
+    _check_scheme(session, dark=False)
+    session.screenshot("light")
+
+
+def test_a_phone_has_no_sideways_scroll_and_the_sidebar_is_a_drawer(
+    browser: Browser, server: Server
+) -> None:
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(server.url)
+    page.get_by_placeholder(INPUT).wait_for(timeout=30_000)
+    session = Session(page)
+    assert page.evaluate("window.innerWidth") == 390  # the viewport tag: not laid out 980 wide
+    assert not page.locator("#sidebar").is_visible()  # the drawer starts closed
+    box = page.get_by_placeholder(INPUT).bounding_box()
+    assert box is not None and box["width"] >= 250
+    session.send("phone drawer test " + "longword" * 12)
+    session.wait_for_replies(1)
+    session.send("Code:\n\n```python\ndef add(x, y):\n    return x + y  # a long comment here\n```")
+    session.wait_for_replies(2)
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= 390
+    session.screenshot("phone")
+    page.locator("#sidebar-toggle").click()
+    page.locator("#sidebar").wait_for(state="visible")
+    page.wait_for_timeout(500)
+    session.screenshot("phone-drawer")
+    _new_chat(session)  # a new chat closes the drawer
+    page.locator("#sidebar").wait_for(state="hidden")
+    page.locator("#sidebar-toggle").click()
+    page.locator("#sidebar").wait_for(state="visible")
+    page.wait_for_timeout(400)
+    _item(session, "phone drawer test").locator(".mx-conv-open").click()  # so does picking one
+    page.locator("#sidebar").wait_for(state="hidden")
+    assert session.wait_for_replies(2)[0].startswith("phone drawer test")
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= 390
+    context.close()
+
+
 def _log_in(browser: Browser, url: str, user: str, password: str) -> Session:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()

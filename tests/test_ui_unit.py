@@ -632,3 +632,11 @@ def test_an_attachment_over_the_limit_is_refused_before_it_is_decoded() -> None:
     content = with_documents("why?", [Document("a'b.md", "markdown", "x\n</document> y")])
     assert split_documents(content) == ("why?", [("a'b.md", "x\n</document> y")])
     assert split_documents("<document name=x>no") == ("<document name=x>no", [])
+
+
+def test_the_committed_scheme_css_is_generated_from_the_installed_panel() -> None:
+    from mixchat.ui.scheme import SCHEME_CSS, generate
+
+    css = generate()
+    assert "--bs-body-bg: light-dark(#fff, #212529);" in css  # Panel's two themes, merged
+    assert SCHEME_CSS.read_text(encoding="utf-8") == css, "run: python -m mixchat.ui.scheme"

@@ -13,6 +13,8 @@ from mixchat.store import LOCAL_OWNER
 from mixchat.ui.chat import ChatController
 from mixchat.ui.conversation_list import ADDRESS_PARAM
 from mixchat.ui.conversations import ConversationsPanel
+from mixchat.ui.render import APP_CSS
+from mixchat.ui.scheme import SchemeDesign
 from mixchat.ui.sidebar import SettingsPanel
 from mixchat.ui.status import StatusView, UsageView
 from mixchat.ui.storage import StoreGateway
@@ -39,7 +41,8 @@ def _section(title: str, body: pn.viewable.Viewable, collapsed: bool = False) ->
         collapsed=collapsed,
         sizing_mode="stretch_width",
         margin=(5, 0),
-        header_background="#f3f4f6",
+        header_background="var(--mx-card-head)",  # light or dark: see scheme.py
+        header_color="var(--mx-card-head-text)",
     )
     if collapsed:
 
@@ -106,8 +109,10 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> pn.templat
                 else []
             ),
         ],
-        header=[_who(owner, admin)] if pn.state.user else [],
+        header=[*([_who(owner, admin)] if pn.state.user else []), _scheme_toggle()],
         main=[chat.transcript],
+        design=SchemeDesign,
+        meta_viewport="width=device-width, initial-scale=1",
     )
     return template
 
@@ -119,6 +124,18 @@ def _address() -> str | None:
         return None
     raw = values[0]
     return (raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)).strip()[:64]
+
+
+def _scheme_toggle() -> pn.pane.HTML:
+    """The header's light/dark switch (assets/page.js acts on it and remembers the choice)."""
+    return pn.pane.HTML(
+        "<button type='button' data-mx-scheme-toggle class='mixchat-scheme-button' "
+        "title='Light or dark (remembered in this browser)' "
+        "aria-label='Switch between light and dark'>◐ Light/dark</button>",
+        stylesheets=[APP_CSS],
+        css_classes=["mixchat-scheme-toggle"],
+        margin=(0, 10),
+    )
 
 
 def _who(user: str, admin: bool) -> pn.pane.HTML:

@@ -39,6 +39,11 @@ function download(name, mime, text) {
   setTimeout(() => URL.revokeObjectURL(url), 10_000)
 }
 
+// On a phone the sidebar is a drawer (assets/page.js): picking a conversation closes it.
+function closeDrawer() {
+  if (typeof window.mixchatCloseDrawer === "function") window.mixchatCloseDrawer()
+}
+
 class ConversationList {
   constructor(model, root) {
     this.model = model
@@ -76,7 +81,7 @@ class ConversationList {
     row.dataset.id = id
     const open = button(title, "mx-conv-open", detail)
     open.setAttribute("aria-current", current ? "page" : "false")
-    open.addEventListener("click", () => this.send("open", { id }))
+    open.addEventListener("click", () => { closeDrawer(); this.send("open", { id }) })
     const more = button("⋯", "mx-conv-more", "Rename, export or delete")
     more.setAttribute("aria-label", `Menu of ${title}`)
     more.setAttribute("aria-haspopup", "menu")
@@ -152,6 +157,7 @@ class ConversationList {
     if (op === "address") { // [address, id or "", push]
       const target = addressOf(a)
       if (target !== window.location.href) window.history[b ? "pushState" : "replaceState"](null, "", target)
+      if (b) closeDrawer() // the user moved to another chat (a new one, or an import)
     } else if (op === "file") { // [file, name, mime, text]
       download(a, b, c)
     }

@@ -17,17 +17,28 @@ from mixchat.config.catalog import Catalog
 from mixchat.errors import ConfigError
 from mixchat.ui.app import TITLE, create_app
 from mixchat.ui.render import ASSETS, ASSETS_ROUTE
+from mixchat.ui.scheme import SCHEME_URL
 
 log = logging.getLogger("mixchat.ui")
 
 
 def configure_panel() -> None:
     """Everything the page needs comes from this server (no CDN), and the chat looks right."""
-    pn.config.js_files = {**pn.config.js_files, "mixchat_offline": f"{ASSETS_ROUTE}/offline.js"}
+    pn.config.js_files = {
+        **pn.config.js_files,
+        "mixchat_offline": f"{ASSETS_ROUTE}/offline.js",
+        "mixchat_page": f"{ASSETS_ROUTE}/page.js",  # the colour scheme, the phone drawer
+    }
     # KaTeX's @font-face rules belong to the page: browsers ignore them inside a shadow root.
-    fonts = f"{ASSETS_ROUTE}/katex/fonts.css"
-    if fonts not in pn.config.css_files:
-        pn.config.css_files = [*pn.config.css_files, fonts]
+    page_css = [
+        f"{ASSETS_ROUTE}/katex/fonts.css",
+        SCHEME_URL.lstrip("/"),
+        f"{ASSETS_ROUTE}/page.css",
+    ]
+    pn.config.css_files = [
+        *pn.config.css_files,
+        *(c for c in page_css if c not in pn.config.css_files),
+    ]
     pn.extension()
     pn.config.disconnect_notification = "Connection to the mixchat server lost: reload the page."
 
