@@ -19,6 +19,17 @@ CATALOG = """
 [models.echo]
 name = "Echo"
 backend = "echo"
+
+[models.other]
+name = "Other echo"
+backend = "echo"
+
+[presets.terse]
+description = "Three words at most"
+system_prompt = "Answer in three words."
+model = "other"
+temperature = 0.25
+max_tokens = 16
 """
 
 
@@ -318,6 +329,53 @@ def test_a_phone_has_no_sideways_scroll_and_the_sidebar_is_a_drawer(
     assert session.wait_for_replies(2)[0].startswith("phone drawer test")
     assert page.evaluate("document.scrollingElement.scrollWidth") <= 390
     context.close()
+
+
+def _stored(server: Server, title: str):  # type: ignore[no-untyped-def]
+    from mixchat.store import LOCAL_OWNER, ConversationStore
+
+    data = Path(server.log).parent
+    with ConversationStore(f"sqlite:///{data / 'mixchat.db'}") as store:
+        found = [s for s in store.list(LOCAL_OWNER) if s.title.startswith(title)]
+        return store.get(LOCAL_OWNER, found[0].id)
+
+
+def test_a_preset_applies_its_system_prompt_model_and_sampling(
+    session: Session, server: Server
+) -> None:
+    words = " ".join(f"p{n}" for n in range(40))
+    session.send(f"/terse {words}")  # /NAME at the start of a message
+    session.wait_for_replies(1)
+    assert session.replies() == [" ".join(f"p{n}" for n in range(16))]  # its max_tokens
+    footer = session.texts("mixchat-stats")[-1]
+    assert footer.startswith("16 tokens") and "max new tokens limit" in footer, footer
+    page = session.page
+    assert page.locator("select").first.input_value() == "terse (operator)"
+    hint = " ".join(session.texts("mixchat-hint"))
+    assert "Preset terse: model other, temperature 0.25, max tokens 16" in hint, hint
+    session.page.wait_for_timeout(500)
+    stored = _stored(server, "p0 p1")  # the conversation was saved with the preset
+    assert stored.system_prompt == "Answer in three words."
+    assert stored.settings["temperature"] == 0.25 and stored.settings["model_entry"] == "other"
+    assert [m.content for m in stored.messages][0] == words  # without the /terse
+    # a user's own preset: save the sidebar's settings, pick it after a reload
+    page.get_by_text("Generation", exact=True).first.click()
+    page.get_by_placeholder("e.g. You are a concise assistant.").fill("Talk like a pirate.")
+    page.get_by_placeholder("a name, e.g. concise").fill("pirate")
+    page.get_by_role("button", name="Save preset").click()
+    page.locator(".mixchat-hint", has_text="Saved preset pirate").wait_for()
+    page.reload()
+    page.get_by_placeholder(INPUT).wait_for()
+    page.wait_for_timeout(800)
+    _new_chat(session)
+    page.locator("select").first.select_option("pirate")
+    page.wait_for_timeout(300)
+    session.send("arr " + words)
+    session.wait_for_replies(1)
+    page.wait_for_timeout(500)
+    stored = _stored(server, "arr")
+    assert stored.system_prompt == "Talk like a pirate."
+    session.screenshot("presets")
 
 
 def _log_in(browser: Browser, url: str, user: str, password: str) -> Session:

@@ -14,6 +14,7 @@ import typer
 from mixchat.cli.api_keys import api_key_app
 from mixchat.cli.history import history_app
 from mixchat.cli.options import with_settings
+from mixchat.cli.presets import presets, with_preset
 from mixchat.cli.prompt_view import prompt
 from mixchat.cli.terminal import format_stats, stream_reply
 from mixchat.cli.usage import usage
@@ -65,6 +66,17 @@ def _with_mcp(settings: Settings, mcp: list[str] | None) -> Settings:
     return settings.model_copy(update={"mcp_servers": with_mcp_options(settings.mcp_servers, mcp)})
 
 
+PresetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--preset",
+        "-p",
+        metavar="NAME",
+        help="a preset's system prompt, model and sampling (`mixchat presets` lists them)",
+    ),
+]
+
+
 def _fail(message: str) -> None:
     typer.echo(f"mixchat: error: {message}", err=True)
     raise typer.Exit(1)
@@ -95,6 +107,7 @@ def ask(
             help="a document to ask about: text, Markdown, code, CSV, HTML, PDF (repeatable)",
         ),
     ] = None,
+    preset: PresetOption = None,
 ) -> None:
     """Answer one question on stdout, streamed (usable in scripts); saved to history.
     --mcp implies --agent."""
@@ -104,7 +117,7 @@ def ask(
     text = question if question is not None else sys.stdin.read()
     if not text.strip():
         _fail("nothing to ask: give a question, or pipe one on stdin")
-    settings = _with_mcp(settings, mcp)
+    settings = _with_mcp(with_preset(settings, preset), mcp)
     backend = get_backend(settings)
     if file:
         from mixchat.documents import read_file, with_documents
@@ -204,6 +217,7 @@ def chat(
     no_log: Annotated[
         bool, typer.Option("--no-log", help="do not save this conversation to history")
     ] = False,
+    preset: PresetOption = None,
 ) -> None:
     """Chat in the terminal, streamed, saved to history; /help lists the commands.
 
@@ -216,7 +230,7 @@ def chat(
 
     if conversation is not None and not continue_:
         _fail("give --continue to continue conversation " + conversation)
-    settings = _with_mcp(settings, mcp)
+    settings = _with_mcp(with_preset(settings, preset), mcp)
     backend = get_backend(settings)
     log = ChatLog.open(settings, enabled=not no_log)
     agent_answer = None
@@ -416,6 +430,7 @@ def tools(mcp: McpOption = None) -> None:
 app.add_typer(api_key_app, name="api-key")
 app.command(name="usage")(usage)
 app.command()(prompt)
+app.command()(presets)
 app.add_typer(
     history_app, name="history", help="List, show, export, delete and import stored conversations."
 )

@@ -19,6 +19,7 @@ from mixchat.backends import Backend, ChatRequest
 from mixchat.cli.chatlog import ChatLog
 from mixchat.cli.terminal import format_stats, stream_reply
 from mixchat.config import Settings
+from mixchat.errors import MixchatError
 from mixchat.messages import Message
 from mixchat.outcome import Outcome
 from mixchat.prompt.inspector import fit_context, record_prompt
@@ -31,6 +32,7 @@ HELP = """\
 /help            this list
 /new             start a new conversation
 /system [TEXT]   show or set the system prompt (for the next replies)
+/preset [NAME]   apply a preset (its system prompt, model, sampling), or list them
 /save [FILE]     write the conversation as Markdown (default: print its id)
 /exit            quit (also Ctrl+D); Ctrl+C stops a reply"""
 
@@ -99,9 +101,29 @@ class TerminalChat:
                 _say(self.settings.system_prompt or "(no system prompt)")
         elif name == "/save":
             self._save(argument)
+        elif name == "/preset":
+            self._preset(argument)
         else:
             _say(f"unknown command {name}: /help lists them")
         return True
+
+    def _preset(self, name: str) -> None:
+        from mixchat.backends import get_backend
+        from mixchat.cli.presets import all_presets, find_preset
+
+        if not name:
+            listed = all_presets(self.settings)
+            _say("\n".join(f"{p.name}: {p.summary()}" for p in listed) or "(no presets)")
+            return
+        try:
+            preset = find_preset(self.settings, name)
+            settings = preset.apply(self.settings)
+            backend = get_backend(settings)
+        except MixchatError as error:
+            _say(str(error))
+            return
+        self.settings, self.backend = settings, backend
+        _say(f"(preset {preset.name}: {preset.summary()})")
 
     def _save(self, target: str) -> None:
         if self.log.store is None or self.log.conversation_id is None:

@@ -188,6 +188,11 @@ class Settings(BaseSettings):
         description="the operator's model catalog: [models.NAME] tables; empty: one entry "
         "from backend, model and base_url",
     )
+    presets: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="the operator's presets: [presets.NAME] tables (system_prompt, model, "
+        "sampling), read-only for users",
+    )
     limits: UserLimits = Field(default_factory=lambda: UserLimits())
     admins: list[str] = Field(default_factory=list, description="user names with the admin role")
     admin_groups: list[str] = Field(

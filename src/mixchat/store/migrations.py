@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     func,
     insert,
     select,
@@ -157,6 +158,23 @@ def m005_message_tree(connection: Connection) -> None:
         " WHERE messages.conversation_id = conversations.id)",
     ):
         connection.execute(text(statement))
+
+
+@migration
+def m006_presets(connection: Connection) -> None:
+    """Users' presets (a system prompt, a catalog model, sampling), one name per owner."""
+    metadata = MetaData()
+    Table(
+        "presets",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("owner", String(200), nullable=False),
+        Column("name", String(40), nullable=False),
+        Column("data", JSON, nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+        UniqueConstraint("owner", "name", name="uq_presets_owner_name"),
+    )
+    metadata.create_all(connection)
 
 
 def applied(connection: Connection) -> list[str]:

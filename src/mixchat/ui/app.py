@@ -13,6 +13,7 @@ from mixchat.store import LOCAL_OWNER
 from mixchat.ui.chat import ChatController
 from mixchat.ui.conversation_list import ADDRESS_PARAM
 from mixchat.ui.conversations import ConversationsPanel
+from mixchat.ui.presets import PresetsPanel
 from mixchat.ui.render import APP_CSS
 from mixchat.ui.scheme import SchemeDesign
 from mixchat.ui.sidebar import SettingsPanel
@@ -74,12 +75,15 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> pn.templat
         forget=lambda: setattr(chat, "conversation_id", None),
     )
     address = _address()
+    presets = PresetsPanel(sidebar, gateway)
+    chat.transcript.on_action = presets.intercept(chat.transcript.on_action, lambda: chat.busy)
 
     async def start() -> None:
         await chat.check_store()
         if address:
             await conversations.open_address(address)
         await conversations.refresh()
+        await presets.refresh()
         await usage.refresh()
         if status is not None:
             await status.refresh()
@@ -98,8 +102,12 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> pn.templat
         sidebar_width=330,
         sidebar=[
             _section("Conversations", conversations.list_section()),
-            _section("Model", sidebar.model_section()),
-            _section("Generation", sidebar.sampling_section(), collapsed=True),
+            _section("Model", pn.Column(*presets.pick_section(), sidebar.model_section())),
+            _section(
+                "Generation",
+                pn.Column(sidebar.sampling_section(), presets.save_section()),
+                collapsed=True,
+            ),
             _section("Agent", sidebar.agent_section(), collapsed=True),
             _section("Import a conversation", conversations.import_section(), collapsed=True),
             _section("Your usage", usage.pane, collapsed=True),

@@ -14,6 +14,7 @@ import panel as pn
 from mixchat.api import ApiAccess, api_routes
 from mixchat.config import Settings
 from mixchat.config.catalog import Catalog
+from mixchat.config.presets import operator_presets
 from mixchat.errors import ConfigError
 from mixchat.ui.app import TITLE, create_app
 from mixchat.ui.render import ASSETS, ASSETS_ROUTE
@@ -125,6 +126,8 @@ def serve(
     host = address or settings.host
     note = check_bind(host, login, no_login)
     catalog = Catalog.from_settings(settings)  # every bad entry is a line, before serving
+    for preset in operator_presets(settings).values():  # likewise every bad preset
+        preset.entry(catalog)
     configure_panel()
     options = login.panel_options()
     # The API beside the app, plus any routes the caller adds (the benchmarks' probe).

@@ -46,7 +46,8 @@ _DEFAULT_ADVICE = "Try again, or switch backend or model in the sidebar."
 
 def format_stats(stats: Stats) -> str:
     """One short line: tokens, speed, time to first token, how the reply ended."""
-    parts = [f"{stats.completion_tokens} tokens"]
+    count = stats.completion_tokens
+    parts = [f"{count} token{'' if count == 1 else 's'}"]
     if stats.tokens_per_second:
         parts.append(f"{stats.tokens_per_second:.1f} tok/s")
     if stats.time_to_first_token is not None:

@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar
 
 from mixchat.agent.steps import Step
 from mixchat.config import Settings
+from mixchat.config.presets import Preset
 from mixchat.messages import Role
 from mixchat.outcome import Stats, Status
 from mixchat.store import (
@@ -26,6 +27,7 @@ from mixchat.store import (
 from mixchat.store.progress import ReplyProgress
 from mixchat.store.store import CURRENT
 from mixchat.store.errors import NotFound
+from mixchat.store.presets import Presets
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -238,6 +240,23 @@ class StoreGateway:
 
         if await self._try(delete) and self.on_emptied is not None:
             self.on_emptied(conversation_id)
+
+    # -- presets (the operator's and this owner's; see mixchat.store.presets)
+
+    async def list_presets(self) -> list[Preset] | None:
+        return await self._try(lambda store: Presets(self.settings, store).list(self.owner))
+
+    async def save_preset(self, preset: Preset) -> Preset:
+        """The saved preset; StoreError says why not (an operator's name, a store failure)."""
+        return await asyncio.to_thread(
+            lambda: Presets(self.settings, _open(self.settings)).save(self.owner, preset)
+        )
+
+    async def delete_preset(self, name: str) -> None:
+        """StoreError says why not (the operator's, or not there)."""
+        await asyncio.to_thread(
+            lambda: Presets(self.settings, _open(self.settings)).delete(self.owner, name)
+        )
 
     # -- export and import
 
