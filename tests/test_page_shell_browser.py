@@ -378,6 +378,38 @@ def test_a_preset_applies_its_system_prompt_model_and_sampling(
     session.screenshot("presets")
 
 
+def test_the_keyboard_focus_a_new_chat_shortcut_esc_and_switch_labels(session: Session) -> None:
+    page = session.page
+    page.wait_for_timeout(500)
+    page.keyboard.type("typed without clicking")  # the message box has focus on load
+    page.keyboard.press("Enter")
+    assert session.wait_for_replies(1) == ["typed without clicking"]
+    page.keyboard.type("and again")  # ...and again after a reply
+    page.keyboard.press("Enter")
+    assert session.wait_for_replies(2)[-1] == "and again"
+    _wait_until(session, lambda: _address(session) is not None)
+    page.get_by_placeholder(INPUT).fill(" ".join(f"e{n}" for n in range(3000)))
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(800)
+    page.keyboard.press("Escape")  # Esc stops the reply, keeping what was written
+    session.wait_for_replies(3)
+    assert "Stopped" in session.texts("mixchat-stats")[-1]
+    assert 0 < len(session.replies()[-1].split()) < 3000
+    page.keyboard.press("Control+Shift+O")  # a new chat, as in ChatGPT
+    _wait_until(session, lambda: session.replies() == [] and _address(session) is None)
+    new_chat = page.locator("button", has_text="New chat").first
+    new_chat.hover()
+    page.get_by_text("New chat (Ctrl+Shift+O)").wait_for()  # the shortcut is on its tooltip
+    page.get_by_text("Agent", exact=True).first.click()  # open the Agent card
+    switch = page.locator("[role=switch]").first
+    switch.wait_for()
+    page.wait_for_timeout(300)
+    page.get_by_text("Agent mode", exact=True).click()  # the label flips the switch
+    _wait_until(session, lambda: switch.get_attribute("aria-checked") == "true")
+    page.get_by_text("Agent mode", exact=True).click()
+    _wait_until(session, lambda: switch.get_attribute("aria-checked") == "false")
+
+
 def _log_in(browser: Browser, url: str, user: str, password: str) -> Session:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()

@@ -68,7 +68,18 @@
   apply()
   system.addEventListener("change", apply)
   window.addEventListener("storage", (event) => { if (event.key === KEY) apply() })
+  // A switch's label flips it, as a checkbox's label does (Bokeh's switch reacts only to
+  // its own track and knob).
+  function switchOf(node) {
+    if (!node.classList || !node.classList.contains("bk-label")) return null
+    const root = node.getRootNode()
+    const host = root && root.host
+    return host && host.getAttribute && host.getAttribute("role") === "switch" ? root.querySelector(".bk-body") : null
+  }
+
   document.addEventListener("click", (event) => {
+    const track = event.composedPath().map(switchOf).find(Boolean)
+    if (track) { track.click(); return }
     for (const node of event.composedPath()) {
       if (node.dataset && node.dataset.mxSchemeToggle !== undefined) { toggle(); return }
       if (node.id === "main") { closeDrawer(); return }
