@@ -41,6 +41,26 @@ def test_ask_the_embedded_model(embedded_gguf: Path) -> None:
     assert "tokens" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_llama_cpp_log_lines_stay_off_stderr_unless_verbose(embedded_gguf: Path) -> None:
+    quiet = mixchat("ask", "-n", "4", "hello")
+    assert quiet.returncode == 0, quiet.stderr
+    lines = quiet.stderr.splitlines()
+    assert lines and all(line.startswith("mixchat: ") for line in lines), lines
+    verbose = mixchat("ask", "--verbose", "-n", "4", "hello")
+    assert verbose.returncode == 0, verbose.stderr
+    assert any(line.startswith("llama") for line in verbose.stderr.splitlines()), verbose.stderr
+
+
+def test_a_server_url_that_is_not_a_url_is_refused_as_such() -> None:
+    result = mixchat("ask", "--backend", "openai", "--base-url", "localhost:8000/v1", "hi")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "mixchat: error: invalid setting base_url='localhost:8000/v1': 'localhost:8000/v1' is "
+        "not a URL: write it with http:// or https://, e.g. http://localhost:8000/v1"
+    )
+    assert "retr" not in result.stderr  # refused at once, not after retries
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

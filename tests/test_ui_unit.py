@@ -186,6 +186,54 @@ def test_stats_line_has_tokens_speed_first_token_and_reason() -> None:
     )
 
 
+def test_advice_follows_the_error_as_a_sentence_and_one_token_is_singular() -> None:
+    from mixchat.outcome import Outcome, Stats
+
+    line = error_advice(
+        Unreachable(
+            "the server at x closed the connection without an answer; gave up after 3 retries"
+        )
+    )
+    assert line.startswith("The server at x closed")
+    assert "after 3 retries. Check that the server is running" in line
+    assert error_advice(AuthError("Bad key.")).startswith("Bad key. Check the API key")
+    assert format_stats(Stats(Outcome.STOP, completion_tokens=1)).startswith("1 token ·")
+    assert format_stats(Stats(Outcome.STOP, completion_tokens=2)).startswith("2 tokens ·")
+
+
+async def test_a_remote_backend_connects_instead_of_loading_a_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mixchat.ui.reply import LiveReply
+    from processes import free_port
+
+    shown: list[str] = []
+    original = LiveReply.status
+
+    def status(self: LiveReply, text: str) -> None:
+        shown.append(text)
+        original(self, text)
+
+    monkeypatch.setattr(LiveReply, "status", status)
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    chat = _controller(_settings(tmp_path, backend="openai", base_url=url, max_retries=0))
+    await _say(chat, "anyone?")
+    assert any(text.startswith("Connecting to the server at http://127.0.0.1") for text in shown), (
+        shown
+    )
+    assert not any("Loading the model" in text for text in shown)
+
+
+def test_a_base_url_must_be_a_url(tmp_path: Path) -> None:
+    from mixchat.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'gpu-box:8000' is not a URL"):
+        _settings(tmp_path, base_url="gpu-box:8000")
+    assert _settings(tmp_path, base_url=" http://gpu-box:8000/v1 ").base_url == (
+        "http://gpu-box:8000/v1"
+    )
+
+
 def test_error_advice_says_what_to_do() -> None:
     assert "API key" in error_advice(AuthError("401 unauthorized"))
     assert "server" in error_advice(Unreachable("cannot connect"))

@@ -58,6 +58,7 @@ SHARED_OPTIONS = [
     _option("max_tokens", int | None, "--max-tokens", "-n", panel=_SAMPLING),
     _option("repetition_penalty", float | None, panel=_SAMPLING),
     _option("seed", int | None, panel=_SAMPLING),
+    _option("verbose", bool | None, "--verbose", "-v", panel="Output"),
 ]
 
 
@@ -74,7 +75,30 @@ def with_settings(command: Callable[..., Any]) -> Callable[..., Any]:
         if any(overrides[name] is not None for name in _CATALOG_FLAGS):
             # --backend/--model/--base-url make a one-entry catalog, replacing the file's
             settings = settings.model_copy(update={"models": {}})
+        quiet_llama_cpp(settings)
         return command(settings=settings, **kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=own + SHARED_OPTIONS)  # type: ignore[attr-defined]
     return wrapper
+
+
+_QUIET: Any = None  # the log callback, kept alive as long as llama.cpp may call it
+
+
+def quiet_llama_cpp(settings: Settings) -> None:
+    """Keep llama.cpp's own log lines off stderr unless ``--verbose`` (mixchat says what
+    matters: which model loaded, with which context)."""
+    global _QUIET
+    backends = {settings.backend, *(str(m.get("backend")) for m in settings.models.values())}
+    if settings.verbose or "llamacpp" not in backends:
+        return
+    try:
+        import ctypes
+
+        import llama_cpp
+        import llama_cpp._logger  # noqa: F401  (installs its own callback on import: replace it)
+    except ImportError:  # the backend will say which extra to install
+        return
+    if _QUIET is None:
+        _QUIET = llama_cpp.llama_log_callback(lambda level, text, user_data: None)
+    llama_cpp.llama_log_set(_QUIET, ctypes.c_void_p(0))

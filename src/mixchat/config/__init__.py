@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     ConfigDict,
@@ -45,6 +47,19 @@ def default_data_dir() -> Path:
 
 def config_file() -> Path:
     return Path(os.environ.get("MIXCHAT_CONFIG") or config_dir() / "config.toml")
+
+
+def _server_url(value: str | None) -> str | None:
+    """A server URL is http(s)://host[...]: anything else is refused now, as not a URL."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
+        example = value if "://" in value else f"http://{value}"
+        hint = f", e.g. {example}" if " " not in value and "://" not in value else ""
+        raise ValueError(f"{value!r} is not a URL: write it with http:// or https://{hint}")
+    return value
 
 
 class SamplingParams(BaseModel):
@@ -144,9 +159,12 @@ class Settings(BaseSettings):
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     quantization: Literal["none", "4bit", "8bit"] = "none"
     trust_remote_code: bool = False
+    verbose: bool = Field(
+        False, description="show the model library's own log lines (llama.cpp) on stderr"
+    )
 
     # -- remote servers
-    base_url: str | None = Field(
+    base_url: Annotated[str | None, AfterValidator(_server_url)] = Field(
         None,
         validation_alias=AliasChoices("base_url", "MIXCHAT_BASE_URL", "OPENAI_BASE_URL"),
         description="server URL: an OpenAI-compatible /v1 URL (openai), or server_url (mistral)",
@@ -241,7 +259,7 @@ def describe_validation_error(error: ValidationError) -> str:
     name = ".".join(str(part) for part in first["loc"]) or "settings"
     value = first.get("input")
     shown = "" if isinstance(value, dict) or "api_key" in name else f"={value!r}"
-    message = first["msg"]
+    message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown setting"
     more = len(error.errors()) - 1

@@ -248,7 +248,9 @@ def _validated(field: str, value: Any) -> Any:
         )
         return TypeAdapter(annotation).validate_python(value)
     except ValidationError as error:
-        raise ConfigError(f"{field}={value!r}: {error.errors()[0]['msg']}") from None
+        raise ConfigError(
+            f"{field}={value!r}: {error.errors()[0]['msg'].removeprefix('Value error, ')}"
+        ) from None
 
 
 def _check_sampling(update: dict[str, Any]) -> None:
@@ -279,7 +281,7 @@ def _first_problem(error: ValidationError) -> str:
         return f"unknown field {where!r}"
     value = first.get("input")
     shown = "" if "api_key" in where or isinstance(value, dict) else f"={value!r}"
-    return f"{where}{shown}: {first['msg']}"
+    return f"{where}{shown}: {first['msg'].removeprefix('Value error, ')}"
 
 
 def _where() -> str:

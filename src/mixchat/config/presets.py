@@ -118,7 +118,9 @@ def preset_from(name: str, data: Any, *, operator: bool = False) -> Preset:
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "it"
-        raise ConfigError(f"preset {name}: {where}: {first['msg']}") from None
+        raise ConfigError(
+            f"preset {name}: {where}: {first['msg'].removeprefix('Value error, ')}"
+        ) from None
 
 
 def operator_presets(settings: Settings) -> dict[str, Preset]:

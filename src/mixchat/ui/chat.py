@@ -392,8 +392,11 @@ class ChatController:
     ) -> FinishedReply:
         backend = backends.get_backend(settings)
         loading = not backend.loaded
-        if loading:
-            reply.status("Loading the model (once per server)…")
+        if loading:  # a remote backend loads nothing: it connects (and may find its model)
+            server = getattr(backend, "server", None)
+            reply.status(
+                f"Connecting to {server}…" if server else "Loading the model (once per server)…"
+            )
         await backend.load()
         system, reply_tokens = settings.system_prompt, settings.max_tokens
         if agent:  # fit what the agent sends: the tool instructions, its reply length

@@ -143,7 +143,11 @@ class PresetsPanel:
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
-            self._say(_NAME_RULE if where == "name" else f"{where}: {first['msg']}")
+            self._say(
+                _NAME_RULE
+                if where == "name"
+                else f"{where}: {first['msg'].removeprefix('Value error, ')}"
+            )
             return None
         except MixchatError as error:
             self._say(str(error))

@@ -64,4 +64,13 @@ def error_advice(error: BaseException | None, message: str | None = None) -> str
     """The error line (``message``, else the error's own) plus what to do about it."""
     advice = next((text for kind, text in _ADVICE if isinstance(error, kind)), _DEFAULT_ADVICE)
     line = message or (str(error) if error is not None else "") or "The model failed."
-    return f"{line} {advice}".strip()
+    return " ".join(part for part in (_sentence(line), advice) if part)
+
+
+def _sentence(text: str) -> str:
+    """``text`` as a sentence: a capital first letter, a full stop at the end."""
+    text = text.strip()
+    if not text:
+        return ""
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?:)" else f"{text}."
