@@ -42,10 +42,11 @@ def test_ask_the_embedded_model(embedded_gguf: Path) -> None:
 
 
 def test_llama_cpp_log_lines_stay_off_stderr_unless_verbose(embedded_gguf: Path) -> None:
-    quiet = mixchat("ask", "-n", "4", "hello")
+    quiet = mixchat("ask", "-n", "4", "--stats", "hello")
     assert quiet.returncode == 0, quiet.stderr
-    lines = quiet.stderr.splitlines()
+    *lines, stats = quiet.stderr.splitlines()
     assert lines and all(line.startswith("mixchat: ") for line in lines), lines
+    assert "model loaded in" in stats and "first token" in stats  # the loading apart
     verbose = mixchat("ask", "--verbose", "-n", "4", "hello")
     assert verbose.returncode == 0, verbose.stderr
     assert any(line.startswith("llama") for line in verbose.stderr.splitlines()), verbose.stderr

@@ -303,6 +303,7 @@ def test_reply_streams_from_the_embedded_model(browser: Browser, tmp_path: Path)
         assert len([s for s in states if s]) >= 3, states
         stats = session.texts("mixchat-stats")[-1]
         assert "tok/s" in stats and "first token" in stats
+        assert "model loaded in" in stats  # the first reply: the loading apart from its first token
         session.screenshot("embedded-model")
         session.page.context.close()
 

@@ -199,6 +199,9 @@ def test_advice_follows_the_error_as_a_sentence_and_one_token_is_singular() -> N
     assert error_advice(AuthError("Bad key.")).startswith("Bad key. Check the API key")
     assert format_stats(Stats(Outcome.STOP, completion_tokens=1)).startswith("1 token ·")
     assert format_stats(Stats(Outcome.STOP, completion_tokens=2)).startswith("2 tokens ·")
+    loaded = format_stats(Stats(Outcome.STOP, 3, 2, 0.25, 1.0, 8.0, load_time=4.2))
+    assert "model loaded in 4.2 s · first token 0.25 s" in loaded
+    assert Stats.from_dict(Stats(Outcome.STOP, load_time=4.2).to_dict()).load_time == 4.2
 
 
 async def test_a_remote_backend_connects_instead_of_loading_a_model(

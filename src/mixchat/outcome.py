@@ -73,6 +73,8 @@ class Stats:
     tokens_per_second: float | None = None
     error: str | None = None
     agent_steps: int | None = None
+    #: Seconds the model took to load before this reply (the first reply of a local model).
+    load_time: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.outcome, Outcome):  # Stats("stop", ...) is allowed
@@ -110,6 +112,7 @@ _NUMBERS: dict[str, type | tuple[type, ...]] = {
     "duration": (int, float),
     "tokens_per_second": (int, float),
     "agent_steps": int,
+    "load_time": (int, float),
 }
 
 

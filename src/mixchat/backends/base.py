@@ -154,11 +154,15 @@ class Backend(ABC):
     #: The fair queue in front of a model that serves one request at a time (llama.cpp,
     #: transformers); None where requests run side by side (a remote server queues its own).
     queue: RequestQueue | None = None
+    #: Whether loading means loading a model (weights, here), not just connecting: its
+    #: loading time is then reported apart, on the first reply's ``Done.load_time``.
+    loads_model: ClassVar[bool] = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._loaded = False
         self._load_lock = asyncio.Lock()
+        self._load_time: float | None = None
 
     @classmethod
     def instance_key(cls, settings: Settings) -> Hashable:
@@ -204,7 +208,10 @@ class Backend(ABC):
             return
         async with self._load_lock:
             if not self._loaded:
+                started = time.perf_counter()
                 await self.load_model()
+                if self.loads_model:  # told once, with the first reply after it
+                    self._load_time = time.perf_counter() - started
                 self._loaded = True
 
     @property
@@ -235,7 +242,8 @@ class Backend(ABC):
         except Exception as exc:
             yield _Meter().done(Outcome.ERROR, usage, exc)
             return
-        meter = _Meter()
+        meter = _Meter(load_time=self._load_time)
+        self._load_time = None
         try:
             # aclosing: a reader that stops early closes the backend now, not when collected.
             async with contextlib.aclosing(
@@ -329,7 +337,8 @@ async def _until_cancelled(
 class _Meter:
     """Times one stream the same way for every backend."""
 
-    def __init__(self) -> None:
+    def __init__(self, load_time: float | None = None) -> None:
+        self.load_time = load_time  # the model's loading before this stream, if it just loaded
         self.start = time.perf_counter()
         self.first: float | None = None
         self.chunks = 0
@@ -354,4 +363,5 @@ class _Meter:
             tokens_per_second=rate,
             error=None if error is None else (str(error) or type(error).__name__),
             exception=error,
+            load_time=self.load_time,
         )

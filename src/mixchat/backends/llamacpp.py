@@ -56,6 +56,7 @@ def _import_llama_cpp() -> Any:
 
 class LlamaCppBackend(Backend):
     name = "llamacpp"
+    loads_model = True
     default_model = None  # the embedded demo model
     known_models = (EMBEDDED_MODEL, "PATH.gguf", "REPO:FILE.gguf")
     capabilities = frozenset(

@@ -18,6 +18,8 @@ def format_stats(stats: Stats) -> str:
     parts = [plural(stats.completion_tokens, "token")]
     if stats.tokens_per_second:
         parts.append(f"{stats.tokens_per_second:.1f} tok/s")
+    if stats.load_time is not None:
+        parts.append(f"model loaded in {stats.load_time:.1f} s")
     if stats.time_to_first_token is not None:
         parts.append(f"first token {stats.time_to_first_token * 1000:.0f} ms")
     parts.append(str(stats.outcome))

@@ -50,6 +50,8 @@ def format_stats(stats: Stats) -> str:
     parts = [f"{count} token{'' if count == 1 else 's'}"]
     if stats.tokens_per_second:
         parts.append(f"{stats.tokens_per_second:.1f} tok/s")
+    if stats.load_time is not None:  # apart from the first token: once per server
+        parts.append(f"model loaded in {stats.load_time:.1f} s")
     if stats.time_to_first_token is not None:
         parts.append(f"first token {stats.time_to_first_token:.2f} s")
     if stats.duration:

@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 class TransformersBackend(Backend):
     name = "transformers"
+    loads_model = True
     capabilities = frozenset({Capability.TOKENIZER})
     default_model = DEFAULT_MODEL
     known_models = (
