@@ -204,7 +204,7 @@ def _attack(
         page.wait_for_timeout(150)
     page.wait_for_timeout(500)
     # the page still works, on a catalog model, and the operator's model still answers
-    page.reload()
+    page.goto(server.url)  # a new chat (a reload would reopen the conversation above)
     page.get_by_placeholder("Message the model").wait_for()
     page.locator("select").first.select_option(label="Team model")
     page.wait_for_timeout(300)

@@ -38,7 +38,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with running_server(
         tmp_path_factory.mktemp("shell"),
         "--max-tokens",
-        "4096",
+        "1024",
         echo_delay=0.005,
         config=CATALOG,
     ) as started:
@@ -259,6 +259,7 @@ def _with_code(session: Session) -> None:
     session.page.wait_for_timeout(500)
     session.send("Some `code` here:\n\n```python\ndef add(x, y):\n    return x + y  # sum\n```")
     session.wait_for_replies(1)
+    session.page.mouse.move(700, 600)  # no tooltip in the screenshots
     session.page.wait_for_timeout(500)
 
 
@@ -350,7 +351,7 @@ def test_a_preset_applies_its_system_prompt_model_and_sampling(
     footer = session.texts("mixchat-stats")[-1]
     assert footer.startswith("16 tokens") and "max new tokens limit" in footer, footer
     page = session.page
-    assert page.locator("select").first.input_value() == "terse (operator)"
+    assert _preset_list(page).input_value() == "terse (operator)"
     hint = " ".join(session.texts("mixchat-hint"))
     assert "Preset terse: model other, temperature 0.25, max tokens 16" in hint, hint
     session.page.wait_for_timeout(500)
@@ -368,7 +369,7 @@ def test_a_preset_applies_its_system_prompt_model_and_sampling(
     page.get_by_placeholder(INPUT).wait_for()
     page.wait_for_timeout(800)
     _new_chat(session)
-    page.locator("select").first.select_option("pirate")
+    _preset_list(page).select_option("pirate")
     page.wait_for_timeout(300)
     session.send("arr " + words)
     session.wait_for_replies(1)
@@ -427,3 +428,7 @@ def _log_in(browser: Browser, url: str, user: str, password: str) -> Session:
 
 def _new_chat(session: Session) -> None:
     session.page.locator("button", has_text="New chat").first.click()
+
+
+def _preset_list(page):  # type: ignore[no-untyped-def]
+    return page.locator("select").nth(1)  # the Model card: the model, then the preset

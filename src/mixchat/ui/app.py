@@ -102,7 +102,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> pn.templat
         sidebar_width=330,
         sidebar=[
             _section("Conversations", conversations.list_section()),
-            _section("Model", pn.Column(*presets.pick_section(), sidebar.model_section())),
+            _section("Model", pn.Column(sidebar.model_section(), *presets.pick_section())),
             _section(
                 "Generation",
                 pn.Column(sidebar.sampling_section(), presets.save_section()),

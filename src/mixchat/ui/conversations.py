@@ -51,7 +51,6 @@ class ConversationsPanel:
         self._current = current
         self._say = say or (lambda text: None)
         self._forget = forget or (lambda: None)
-        self._summaries: list[ConversationSummary] = []
         self._tasks: set[asyncio.Future[None]] = set()
         self.search = pn.widgets.TextInput(
             placeholder="Search conversations…", sizing_mode="stretch_width"
@@ -103,7 +102,6 @@ class ConversationsPanel:
         if found is None:
             self._show_disabled()
             return
-        self._summaries = found
         self._show([_item(summary) for summary in found])
         if not found:
             self.notice.object = (
@@ -156,12 +154,11 @@ class ConversationsPanel:
 
     def _created(self, summary: ConversationSummary) -> None:
         """The chat's first message made a conversation: list it and give the page its address."""
-        if self.search.value_input:
+        self.items.address(summary.id, push=False)
+        if self.search.value_input:  # a filtered list: it shows up when the search is cleared
             return
-        self._summaries.insert(0, summary)
         self.notice.object = ""
         self._show([_item(summary), *self.items.items], current=summary.id)
-        self.items.address(summary.id, push=False)
 
     def _emptied(self, conversation_id: str) -> None:
         """Undo removed the conversation's only turn: it is deleted, the chat starts afresh."""
