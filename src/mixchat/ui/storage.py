@@ -24,10 +24,10 @@ from mixchat.store import (
     MessageRecord,
     StoreError,
 )
-from mixchat.store.progress import ReplyProgress
-from mixchat.store.store import CURRENT
 from mixchat.store.errors import NotFound
 from mixchat.store.presets import Presets
+from mixchat.store.progress import ReplyProgress
+from mixchat.store.store import CURRENT
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
