@@ -76,6 +76,26 @@ def test_undo_removes_a_branch_and_leaves_the_others(store: ConversationStore) -
     assert store.get("alice", chat).messages == []
 
 
+def test_undo_of_one_version_ends_the_branch_where_the_screen_does(
+    store: ConversationStore,
+) -> None:
+    """Undo the newer of two versions of a message: the conversation ends at their parent
+    (what the page shows), the other version stays, and the next message joins it."""
+    chat, ids = branched(store)
+    store.select_branch("alice", chat, ids["hey again"])
+    store.delete_messages_from("alice", chat, ids["hey again"])
+    conversation = store.get("alice", chat)
+    assert contents(conversation.messages) == ["hey"]
+    assert "hey there" in contents(conversation.tree)
+    store.add_message("alice", chat, "assistant", "hey anew")
+    conversation = store.get("alice", chat)
+    assert contents(conversation.messages) == ["hey", "hey anew"]
+    assert contents(conversation.siblings(conversation.messages[-1].id)) == [
+        "hey there",
+        "hey anew",
+    ]
+
+
 def test_export_and_import_carry_every_branch(store: ConversationStore) -> None:
     chat, ids = branched(store)
     store.select_branch("alice", chat, ids["hey there"])

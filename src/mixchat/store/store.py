@@ -294,7 +294,8 @@ class ConversationStore:
     def delete_messages_from(self, owner: str, conversation_id: str, message_id: int) -> None:
         """Remove this message and every reply below it (undo); other branches stay.
 
-        The current branch becomes the newest one left below the removed message's parent.
+        The current branch then ends at the removed message's parent, as the screen shows
+        it after an undo (its other versions stay, and a new message joins them).
         """
         with self._write("deleting messages") as session:
             row = self._owned(session, owner, conversation_id, load_messages=True, lock=True)
@@ -311,7 +312,7 @@ class ConversationStore:
                     session.delete(message)
             remaining = [m for m in conversation.tree if m.id not in doomed]
             conversation.tree = remaining
-            row.leaf_id = conversation.newest_leaf(removed.parent_id)
+            row.leaf_id = removed.parent_id
             row.updated_at = utcnow()
 
     # -- usage (per user and model; the web app and the API record every request)
