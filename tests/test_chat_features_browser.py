@@ -310,3 +310,33 @@ def test_documents_that_do_not_fit_or_are_hostile_are_refused_and_the_chat_goes_
     box.fill("still answering?")
     box.press("Enter")
     assert session.wait_for_replies(1) == ["still answering?"]
+
+
+def test_undo_of_an_edited_version_leaves_what_the_page_shows_after_a_reload(
+    session: Session,
+) -> None:
+    session.send("the first turn stays")
+    session.wait_for_replies(1)
+    session.send("the second turn, version one")
+    session.wait_for_replies(2)
+    second = _message(session, "user", 1)
+    second.get_by_role("button", name="Edit", exact=True).click()
+    editor = session.page.get_by_label("Edit your message")
+    editor.fill("the second turn, version two")
+    editor.press("Enter")
+    assert _until(session, ["the first turn stays", "the second turn, version two"])
+    assert _versions(_message(session, "user", 1)) == "2/2"
+    session.page.wait_for_timeout(500)  # the edit's store writes
+    session.button("Undo").click()
+    assert _until(session, ["the first turn stays"])
+    session.page.wait_for_timeout(800)  # the undo's store write
+    session.page.reload()  # lands in the same conversation (its address)
+    session.page.get_by_placeholder("Message the model").wait_for()
+    assert _until(session, ["the first turn stays"])  # not the other version of turn two
+    session.send("a new second turn")
+    assert _until(session, ["the first turn stays", "a new second turn"])
+    session.page.wait_for_timeout(800)
+    session.page.reload()
+    session.page.get_by_placeholder("Message the model").wait_for()
+    assert _until(session, ["the first turn stays", "a new second turn"])
+    assert _versions(_message(session, "user", 1)) == "2/2"  # it joins the version kept
