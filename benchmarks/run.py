@@ -39,6 +39,10 @@ from web import Chromium, Server
 from mixchat.backends import get_backend
 from mixchat.backends.llamacpp import LlamaCppBackend
 
+#: Every tab of a concurrency run is the same (local) user, which the per-user limit of two
+#: requests in flight would refuse: lifted, so that N tabs stand for N users.
+NO_USER_LIMITS = {"requests_in_flight": None}
+
 
 def server_settings(cfg: Config, max_tokens: int) -> dict[str, Any]:
     return {"backend": "llamacpp", "temperature": 0.0, "seed": 0, "max_tokens": max_tokens}
@@ -83,9 +87,12 @@ class Runner:
 
     def server(self, name: str, max_tokens: int, probe: bool = False, echo: bool = False) -> Server:
         start = Server.probe if probe else Server.cli
-        settings = server_settings(self.cfg, max_tokens)
-        if echo:  # the web tier alone: a fast fake model, a conversation stored beforehand
-            settings = {"backend": "echo", "max_tokens": 4096}
+        # echo: the web tier alone, a fast fake model and a conversation stored beforehand
+        echoing = {"backend": "echo", "max_tokens": 4096}
+        settings = echoing if echo else server_settings(self.cfg, max_tokens)
+        if probe:  # the concurrency runs: N tabs stand for N users (one login, no auth)
+            settings["limits"] = NO_USER_LIMITS
+        if echo:
             env = {**self.env(name), "MIXCHAT_ECHO_DELAY": str(ECHO_DELAY)}
             webtier.seed_conversation(env["MIXCHAT_DATABASE_URL"])
             return start(settings, env, self.scratch / f"{name}.log")
