@@ -348,6 +348,7 @@ def test_a_preset_applies_its_system_prompt_model_and_sampling(
     session.send(f"/terse {words}")  # /NAME at the start of a message
     session.wait_for_replies(1)
     assert session.replies() == [" ".join(f"p{n}" for n in range(16))]  # its max_tokens
+    assert session.texts("mixchat-user")[-1].strip() == words  # shown without the /terse
     footer = session.texts("mixchat-stats")[-1]
     assert footer.startswith("16 tokens") and "max new tokens limit" in footer, footer
     page = session.page

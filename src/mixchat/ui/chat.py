@@ -121,7 +121,9 @@ class ChatController:
         elif self.busy and kind in ("send", "regenerate", "undo", "edit", "branch"):
             self.transcript.hint(BUSY_HINT)
         elif kind == "send":
-            self._run(self.send(str(data.get("text", "")), typed=True))
+            # typed: the page shows what was typed, unless a /preset prefix was taken off it
+            typed = not data.get("rewritten")
+            self._run(self.send(str(data.get("text", "")), typed=typed))
         elif kind == "regenerate":
             self._run(self.regenerate())
         elif kind == "undo":

@@ -118,7 +118,7 @@ class PresetsPanel:
                     self.apply(name)
                     if not rest.strip():
                         return  # only the preset: nothing to send
-                    data = {**data, "text": rest}
+                    data = {**data, "text": rest, "rewritten": True}  # shown without /NAME
             if handler is not None:
                 handler(kind, data)
 
