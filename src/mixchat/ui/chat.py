@@ -429,9 +429,11 @@ class ChatController:
         request = ChatRequest(
             messages, params=settings.sampling(), cancel=cancel, user=self.gateway.owner
         )
+        finished = await stream_reply(backend.stream(request), reply)
+        # Recorded after the reply, not before: it would delay the first token.
         record = await asyncio.to_thread(record_prompt, backend, request, dropped)
         reply.prompt = record.to_dict()  # kept with the reply: "Inspect prompt"
-        return await stream_reply(backend.stream(request), reply)
+        return finished
 
     def stop(self) -> None:
         """Stop the reply being written (what was written so far is kept)."""
@@ -571,6 +573,7 @@ class ChatController:
     async def _start_reply(self, reply: LiveReply, asked: Turn) -> None:
         """Store the reply as it starts (status ``streaming``) and save it every few seconds
         off the event loop, so that a crash keeps what was written (``interrupted``)."""
+        await reply.started.wait()  # not during the prompt: a store write there slows it
         if self.conversation_id is None:
             return
         progress = await self.gateway.start_reply(self.conversation_id, _parent(asked))

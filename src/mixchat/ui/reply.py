@@ -11,6 +11,7 @@ conversation shows the text so far and follows the reply to its end (:meth:`foll
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,9 @@ class LiveReply:
         self.prompt: dict[str, Any] | None = None
         #: The stored reply, saved every few seconds while it streams (history on).
         self.saver: ReplyProgress | None = None
+        #: Set at the first text (or step, or the end): the store write of a reply in progress
+        #: waits for it, so it does not compete with the model's prompt for the CPU.
+        self.started = asyncio.Event()
         self._on_saved: list[Callable[[], None]] = []
 
     def status(self, text: str) -> None:
@@ -80,6 +84,7 @@ class LiveReply:
     def write(self, text: str) -> None:
         """More text of the reply (the transcript batches it by time)."""
         self.text += text
+        self.started.set()
         if self.saver is not None:
             self.saver.grow(text)
         for transcript, entry in self.screens:
@@ -87,6 +92,7 @@ class LiveReply:
 
     def step(self, step: StepView) -> None:
         self.steps[step.n] = step
+        self.started.set()
         for transcript, entry in self.screens:
             transcript.step(entry, step)
 
@@ -95,6 +101,7 @@ class LiveReply:
         if reply.text.startswith(self.text) and len(reply.text) > len(self.text):
             self.write(reply.text[len(self.text) :])
         self.finished = reply
+        self.started.set()
         status, footer, error = ended(reply.stats)
         for transcript, entry in self.screens:
             transcript.finish(entry, status, footer=footer, error=error)
