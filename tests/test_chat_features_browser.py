@@ -3,6 +3,7 @@ conversations reopened as they ran. Each test works the page as a user does."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -340,3 +341,34 @@ def test_undo_of_an_edited_version_leaves_what_the_page_shows_after_a_reload(
     session.page.get_by_placeholder("Message the model").wait_for()
     assert _until(session, ["the first turn stays", "a new second turn"])
     assert _versions(_message(session, "user", 1)) == "2/2"  # it joins the version kept
+
+
+def test_export_then_import_round_trips_every_branch(session: Session) -> None:
+    session.send("a root to branch from")
+    session.wait_for_replies(1)
+    _message(session, "user", 0).get_by_role("button", name="Edit", exact=True).click()
+    editor = session.page.get_by_label("Edit your message")
+    editor.fill("the root, edited")
+    editor.press("Enter")
+    assert _until(session, ["the root, edited"])
+    session.page.wait_for_timeout(500)  # the edit's store writes
+    page = session.page
+    item = page.locator(".mx-conv", has_text="a root to branch from")
+    item.get_by_role("button", name="Menu of a root to branch from").click()
+    with page.expect_download() as download:
+        page.get_by_role("menuitem", name="Export JSON").click()
+    exported = Path(download.value.path())
+    assert len(json.loads(exported.read_text())["messages"]) == 4  # both versions, both replies
+    original = page.url
+    page.get_by_text("Import a conversation", exact=True).first.click()
+    page.locator("input[type=file][accept='.json']").set_input_files(str(exported))
+    for _ in range(100):  # the import opens as a conversation of its own
+        if page.url != original:
+            break
+        page.wait_for_timeout(100)
+    assert page.url != original
+    assert _until(session, ["the root, edited"])
+    assert _versions(_message(session, "user", 0)) == "2/2"
+    _message(session, "user", 0).get_by_role("button", name="Previous version").click()
+    assert _until(session, ["a root to branch from"])
+    assert page.locator(".mx-conv", has_text="a root to branch from").count() == 2
