@@ -64,3 +64,22 @@ def store(store_url: str) -> Iterator[ConversationStore]:
 
     with ConversationStore(store_url) as opened:
         yield opened
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """One Chromium per browser-test module."""
+    from browser_fixtures import chromium
+
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def session(browser: object, server: object) -> Iterator[object]:
+    """A fresh browser context on the module's ``server`` fixture, closed after the test."""
+    from browser_fixtures import open_session
+
+    opened = open_session(browser, server.url)  # type: ignore[arg-type, attr-defined]
+    yield opened
+    opened.page.context.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator
 
-from browser_fixtures import Server, Session, chromium, open_session, running_server
+from browser_fixtures import Server, Session, open_session, running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -21,19 +21,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         tmp_path_factory.mktemp("features"), "--backend", "echo", echo_delay=0.005
     ) as started:
         yield started
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def session(browser: Browser, server: Server) -> Iterator[Session]:
-    opened = open_session(browser, server.url)
-    yield opened
-    opened.page.context.close()
 
 
 def _message(session: Session, role: str, index: int) -> Locator:

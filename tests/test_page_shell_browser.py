@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import Browser
 
-from browser_fixtures import INPUT, Server, Session, chromium, open_session, running_server
+from browser_fixtures import INPUT, Server, Session, running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -43,19 +43,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         config=CATALOG,
     ) as started:
         yield started
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def session(browser: Browser, server: Server) -> Iterator[Session]:
-    opened = open_session(browser, server.url)
-    yield opened
-    opened.page.context.close()
 
 
 def _address(session: Session) -> str | None:

@@ -11,7 +11,7 @@ import psutil
 import pytest
 from playwright.sync_api import Browser
 
-from browser_fixtures import Server, Session, chromium, free_port, open_session, running_server
+from browser_fixtures import Server, Session, free_port, open_session, running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -42,19 +42,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         config=CATALOG.format(closed=free_port()),
     ) as started:
         yield started
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def session(browser: Browser, server: Server) -> Iterator[Session]:
-    opened = open_session(browser, server.url)
-    yield opened
-    opened.page.context.close()
 
 
 def _words(count: int, stem: str = "w") -> str:
