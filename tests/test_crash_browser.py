@@ -11,11 +11,9 @@ from pathlib import Path
 import pytest
 
 from browser_fixtures import chromium, open_session, running_server
+from mixchat.store.store import STALE_AFTER
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
-
-#: The store reads a "streaming" reply as interrupted once its heartbeat is this old (s).
-STALE_AFTER = 15
 
 
 def _rows(database: Path) -> list[tuple[str, str, str]]:
@@ -56,7 +54,7 @@ def test_a_server_killed_mid_reply_shows_the_partial_reply_interrupted(tmp_path:
         ]
         assert rows[3][0] == "assistant" and rows[3][2] == "streaming"
         with running_server(tmp_path, *args, echo_delay=0.05) as again:
-            time.sleep(max(0.0, killed + STALE_AFTER + 1 - time.monotonic()))
+            time.sleep(max(0.0, killed + STALE_AFTER.total_seconds() + 1 - time.monotonic()))
             session = open_session(browser, again.url)
             page = session.page
             page.locator("button", has_text="complete before").first.click()

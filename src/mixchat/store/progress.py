@@ -25,12 +25,9 @@ from typing import Any, Literal
 from mixchat.agent.steps import Step
 from mixchat.outcome import Stats
 from mixchat.store.errors import StoreError
-from mixchat.store.store import CURRENT, ConversationStore
+from mixchat.store.store import CURRENT, SAVE_EVERY, ConversationStore
 
 log = logging.getLogger(__name__)
-
-#: Seconds between saves of a streaming reply.
-SAVE_EVERY = 2.0
 
 
 class ReplyProgress:

@@ -47,8 +47,12 @@ if TYPE_CHECKING:
 
 DEFAULT_TITLE = "New chat"
 TITLE_LENGTH = 60
-#: A "streaming" reply not saved for this long was being written by a process that died.
-STALE_AFTER = timedelta(seconds=15)
+#: Seconds between saves of a streaming reply (its heartbeat: see ``progress.ReplyProgress``).
+SAVE_EVERY = 2.0
+#: A "streaming" reply not saved for this long (three missed saves) was being written by a
+#: process that died. Read-time only: a slow writer's reply that looks interrupted for a
+#: moment is streaming again at its next save, and is never rewritten as interrupted.
+STALE_AFTER = timedelta(seconds=3 * SAVE_EVERY)
 #: ``add_message(parent=CURRENT)``: answer the end of the conversation's current branch.
 CURRENT: Literal["current"] = "current"
 
