@@ -3,6 +3,7 @@ fits the context with the prompt the agent really sends."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from mixchat.agent import Agent
 from mixchat.backends import ChatRequest
 from mixchat.backends.echo import EchoBackend
 from mixchat.config import load_settings
+from mixchat.prompt.inspector import PromptRecord
 from mixchat.ui.chat import ChatController
 from mixchat.ui.sidebar import SettingsPanel
 from mixchat.ui.storage import StoreGateway, close_stores
@@ -102,3 +104,35 @@ async def test_the_agents_requests_take_the_users_turn_in_the_queue() -> None:
     events = [e async for e in Agent(backend, user="alice").run("hi")]
     assert events[-1].outcome == "stop"
     assert [request.user for request in backend.requests] == ["alice"]
+
+
+class LoadingEcho(RecordingEcho):
+    """Recording echo with a model to load: the first reply says how long that took."""
+
+    name = "loading-echo"
+    loads_model = True
+
+    async def load_model(self) -> None:
+        await asyncio.sleep(0.05)
+
+
+async def test_an_agent_reply_in_the_chat_keeps_its_last_calls_prompt_and_the_load_time(
+    tmp_path: Path,
+) -> None:
+    backends.register("loading-echo", LoadingEcho)
+    settings = load_settings(
+        data_dir=tmp_path, echo_delay=0.0, models={"l": {"backend": "loading-echo"}}
+    )
+    chat = ChatController(SettingsPanel(settings), StoreGateway(settings, "local"))
+    chat.sidebar.agent.value = True
+    await _say(chat, FINAL)
+    await chat.wait()
+    turn = chat.history.turns[-1]
+    assert turn.content == "Arr, 42." and turn.stats is not None
+    assert turn.stats.load_time is not None and turn.stats.load_time >= 0.05
+    record = PromptRecord.from_dict(turn.prompt or {})
+    assert record.agent_calls == 1 and record.messages == RecordingEcho.requests[-1].messages
+    reply = [entry for entry in chat.transcript.entries if entry.role == "assistant"][-1]
+    assert "model loaded in" in reply.footer and reply.inspect
+    stored = await chat.gateway.get(chat.conversation_id or "")
+    assert stored is not None and stored.messages[-1].prompt == turn.prompt

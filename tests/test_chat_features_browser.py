@@ -214,6 +214,14 @@ def test_a_reopened_agent_conversation_shows_its_steps_with_their_text(
     assert "step limit" in footer and "step limit" in again  # what ended it, both times
     session.page.locator(".mx-step summary").first.click()
     assert "42" in session.page.locator(".mx-step").first.inner_text()
+    # what the model received for the agent's last call, kept with the reply
+    reply = _message(session, "assistant", 0)
+    reply.get_by_role("button", name="Inspect prompt").click()
+    inspector = reply.locator(".mx-inspector")
+    inspector.wait_for()
+    assert "the last of the agent's" in inspector.inner_text()
+    sent = inspector.locator(".mx-inspector-prompt pre").text_content() or ""
+    assert "Calculator" in sent and "42" in sent  # the tool list and the tool's output
 
 
 def _attach(session: Session, *files: Path) -> None:

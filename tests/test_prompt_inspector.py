@@ -13,13 +13,13 @@ from mixchat.prompt.inspector import PromptRecord, fit_context, mistral_common_i
 from test_prompt import mistral_common_encoding
 
 
-def run(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run(data: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mixchat", *args],
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "MIXCHAT_DATA_DIR": str(data)},
+        env={**os.environ, "MIXCHAT_DATA_DIR": str(data), **env},
     )
 
 
@@ -71,3 +71,20 @@ def test_the_prompt_of_a_mixtral_reply_is_stored_and_its_ids_equal_mistral_commo
     assert record.token_ids == expected_ids and record.equals_mistral_common is True
     assert record.sampling["max_tokens"] == 3 and record.dropped == []
     assert expected_text.startswith("<s>")
+
+
+def test_an_agent_answer_from_the_terminal_is_saved_with_its_last_calls_prompt(
+    tmp_path: Path,
+) -> None:
+    # the echo model repeats the call, so the agent uses the calculator up to its step limit
+    call = '{"tool_name": "Calculator", "input": "6*7"}'
+    asked = run(tmp_path, "ask", "--agent", "--backend", "echo", call, MIXCHAT_AGENT_MAX_STEPS="2")
+    assert asked.returncode == 0, asked.stderr
+    listed = run(tmp_path, "history", "list").stdout.split()[0]
+    exported = json.loads(run(tmp_path, "history", "export", listed, "--format", "json").stdout)
+    assert [m["role"] for m in exported["messages"]] == ["user", "assistant"]
+    record = PromptRecord.from_dict(exported["messages"][-1]["prompt"])
+    assert record.agent_calls == 3  # two steps, then the call that may only answer
+    assert "42" in json.dumps(record.messages)  # the calculator's output went back to it
+    shown = run(tmp_path, "prompt")
+    assert "the last of the agent's 3 model calls" in shown.stdout, shown.stderr

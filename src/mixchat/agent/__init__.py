@@ -17,7 +17,7 @@ from mixchat.agent.events import (
     ToolCalled,
     ToolResult,
 )
-from mixchat.agent.loop import Agent
+from mixchat.agent.loop import Agent, ModelCall
 from mixchat.agent.protocol import (
     Action,
     ProtocolError,
@@ -33,6 +33,7 @@ __all__ = [
     "AgentEvent",
     "AgentFinished",
     "AnswerDelta",
+    "ModelCall",
     "ProtocolError",
     "StepError",
     "Step",

@@ -44,6 +44,7 @@ from mixchat.config import AGENT_SAMPLING, SamplingParams
 from mixchat.errors import ConfigError
 from mixchat.messages import Message
 from mixchat.outcome import Outcome
+from mixchat.prompt.inspector import PromptRecord, record_prompt
 from mixchat.tools.base import FINAL_ANSWER, Tool, ToolInput, normalize_name
 
 #: What the loop and its helpers yield (closed with ``aclosing`` when the reader stops).
@@ -65,6 +66,18 @@ class _Turn:
     @property
     def reply(self) -> str:
         return self.primer + self.text
+
+
+@dataclass
+class ModelCall:
+    """One model call of a run: what was sent, and how it ended (``done``: None until then).
+
+    The faces read them after a run: the last call's request is what the prompt inspector
+    shows, the first call's ``Done.load_time`` says how long the model took to load.
+    """
+
+    request: ChatRequest
+    done: Done | None = None
 
 
 class Agent:
@@ -101,6 +114,8 @@ class Agent:
         self.native_tools = native_tools
         self.user = user  # whose turn it is in the model's queue
         self.structured = not native_tools and bool(_STRUCTURED & backend.capabilities)
+        #: The model calls of the latest run, in order.
+        self.calls: list[ModelCall] = []
 
     @property
     def tool_names(self) -> list[str]:
@@ -115,6 +130,15 @@ class Agent:
             else protocol.system_message(list(self.tools.values()))
         )
         return f"{system_prompt.strip()}\n\n{tools}" if system_prompt.strip() else tools
+
+    def record_prompt(self, dropped: Sequence[Message] = ()) -> PromptRecord | None:
+        """What the model received for the latest run's last call (the one that answered),
+        for the prompt inspector; None before a run. Blocking (it tokenizes): run it in a
+        worker thread."""
+        if not self.calls:
+            return None
+        last = self.calls[-1].request
+        return record_prompt(self.backend, last, dropped, agent_calls=len(self.calls))
 
     @property
     def _objects(self) -> bool:
@@ -137,6 +161,7 @@ class Agent:
         system prompt is ``system_prompt``, sent before the tool instructions).
         """
         cancel = cancel or CancelToken()
+        self.calls = []
         system = self.system_message(system_prompt)
         memory = Memory(system=system, query=query, history=clean_history(history))
         for step in range(1, self.max_steps + 1):
@@ -314,6 +339,8 @@ class Agent:
 
     async def _generate(self, request: ChatRequest, turn: _Turn) -> Events:
         """Stream one reply into ``turn``, yielding final-answer text as soon as it is readable."""
+        call = ModelCall(request)
+        self.calls.append(call)
         async with contextlib.aclosing(self.backend.stream(request)) as events:
             async for event in events:
                 if isinstance(event, TextDelta):
@@ -325,7 +352,7 @@ class Agent:
                 elif isinstance(event, ToolCall):
                     turn.calls.append(event)
                 elif isinstance(event, Done):
-                    turn.done = event
+                    turn.done = call.done = event
 
     def _stopped(self, turn: _Turn, step: int, cancel: CancelToken) -> AgentFinished | None:
         """The end of the run if the call was cancelled or failed."""
@@ -380,4 +407,4 @@ def _native_input(call: ToolCall, tool: Tool | None) -> ToolInput:
     return call.arguments
 
 
-__all__ = ["FINAL_ANSWER", "Agent"]
+__all__ = ["FINAL_ANSWER", "Agent", "ModelCall"]

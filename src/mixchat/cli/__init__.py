@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mixchat.agent import AgentFinished
     from mixchat.backends import Backend, ChatRequest, Done
     from mixchat.cli.chatlog import ChatLog
+    from mixchat.prompt.inspector import PromptRecord
     from mixchat.tools import Tool
 
 app = typer.Typer(
@@ -124,7 +125,7 @@ def ask(
 
         text = with_documents(text, [read_file(path) for path in file])
     if agent or mcp:
-        asyncio.run(_ask_agent(settings, backend, text))
+        asyncio.run(_ask_agent(settings, backend, text, ChatLog.open(settings, enabled=not no_log)))
         return
     request = ChatRequest(
         _messages(settings, [Message(role="user", content=text)]), settings.sampling()
@@ -152,14 +153,18 @@ async def _ask(log: ChatLog, backend: Backend, request: ChatRequest, text: str) 
     return done
 
 
-async def _ask_agent(settings: Settings, backend: Backend, question: str) -> None:
-    """Steps on stderr, the answer on stdout; Ctrl+C stops the agent."""
+async def _ask_agent(settings: Settings, backend: Backend, question: str, log: ChatLog) -> None:
+    """Steps on stderr, the answer on stdout; Ctrl+C stops the agent. Saved as ``ask`` is."""
     from mixchat.outcome import Outcome
     from mixchat.tools.mcp import close_toolboxes
 
     try:
-        finished = await _agent_answer(settings, backend, question, [], sys.stdout)
+        finished, prompt = await _agent_answer(settings, backend, question, [], sys.stdout)
+        if finished.outcome is not Outcome.ERROR:
+            await log.user(question)
+            await log.answer(finished, prompt)
     finally:
+        log.close()
         await close_toolboxes()
     if finished.outcome is Outcome.ERROR:
         _fail(finished.error or "the agent failed")
@@ -171,8 +176,9 @@ async def _agent_answer(
     question: str,
     history: list[Message],
     answer_out: TextIO,
-) -> AgentFinished:
-    """One agent answer: steps on stderr, the answer to ``answer_out``; Ctrl+C stops it."""
+) -> tuple[AgentFinished, PromptRecord | None]:
+    """One agent answer: steps on stderr, the answer to ``answer_out``; Ctrl+C stops it.
+    Also what the model received for the agent's last call (for the prompt inspector)."""
     from rich.console import Console
 
     from mixchat.agent import Agent
@@ -186,7 +192,7 @@ async def _agent_answer(
     try:
         tools = await agent_tools(settings)
         agent = Agent(backend, tools, max_steps=settings.agent_max_steps)
-        return await print_agent_events(
+        finished = await print_agent_events(
             agent.run(
                 question, history=history, cancel=cancel, system_prompt=settings.system_prompt
             ),
@@ -195,6 +201,7 @@ async def _agent_answer(
         )
     finally:
         loop.remove_signal_handler(signal.SIGINT)
+    return finished, await asyncio.to_thread(agent.record_prompt)
 
 
 @app.command()
@@ -236,7 +243,9 @@ def chat(
     agent_answer = None
     if agent or mcp:
 
-        async def agent_answer(line: str, history: list[Message]) -> AgentFinished:
+        async def agent_answer(
+            line: str, history: list[Message]
+        ) -> tuple[AgentFinished, PromptRecord | None]:
             return await _agent_answer(settings, backend, line, history, sys.stdout)
 
     terminal = TerminalChat(settings, backend, log, agent_answer)

@@ -12,6 +12,7 @@ import asyncio
 
 import typer
 
+from mixchat.agent import AgentFinished
 from mixchat.config import Settings
 from mixchat.errors import MixchatError
 from mixchat.messages import Message
@@ -103,6 +104,23 @@ class ChatLog:
         except MixchatError as error:
             self._off(error)
             return None
+
+    async def answer(self, finished: AgentFinished, prompt: PromptRecord | None) -> None:
+        """Save an agent's answer to the last user message, with its last model call's prompt."""
+        if self.store is None or self.conversation_id is None:
+            return
+        try:
+            await asyncio.to_thread(
+                self.store.add_message,
+                LOCAL_OWNER,
+                self.conversation_id,
+                "assistant",
+                finished.answer,
+                status=finished.outcome.status,
+                prompt=None if prompt is None else prompt.to_dict(),
+            )
+        except MixchatError as error:
+            self._off(error)
 
     def _off(self, error: MixchatError) -> None:
         typer.echo(f"mixchat: history is off: {error}", err=True)

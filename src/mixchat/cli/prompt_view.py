@@ -50,9 +50,6 @@ def prompt(
 
 
 def _describe(record: PromptRecord, conversation_id: str) -> str:
-    where = f"{record.backend}, {record.model}" + (
-        f", {record.prompt_format} format" if record.prompt_format else ""
-    )
     tokens = f"{record.token_count} prompt tokens" if record.token_count is not None else ""
     if record.equals_mistral_common is not None:
         same = "equal" if record.equals_mistral_common else "DIFFER FROM"
@@ -60,7 +57,11 @@ def _describe(record: PromptRecord, conversation_id: str) -> str:
     sampling = " ".join(
         f"{key}={value}" for key, value in record.sampling.items() if value is not None
     )
-    lines = [f"conversation {conversation_id[:8]} ({where})", tokens, f"sampling: {sampling}"]
+    lines = [
+        f"conversation {conversation_id[:8]} ({record.destination})",
+        tokens,
+        f"sampling: {sampling}",
+    ]
     if record.dropped:
         lines.append(f"dropped to fit the context: the {len(record.dropped)} oldest messages")
     if record.text is not None:

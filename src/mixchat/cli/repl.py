@@ -22,11 +22,12 @@ from mixchat.config import Settings
 from mixchat.errors import MixchatError
 from mixchat.messages import Message
 from mixchat.outcome import Outcome
-from mixchat.prompt.inspector import fit_context, record_prompt
+from mixchat.prompt.inspector import PromptRecord, fit_context, record_prompt
 from mixchat.store import LOCAL_OWNER
 
-#: The agent's answer to a line, given the conversation so far (``mixchat chat --agent``).
-AgentAnswer = Callable[[str, list[Message]], Awaitable[AgentFinished]]
+#: The agent's answer to a line, given the conversation so far (``mixchat chat --agent``),
+#: with what the model received for its last call.
+AgentAnswer = Callable[[str, list[Message]], Awaitable[tuple[AgentFinished, PromptRecord | None]]]
 
 HELP = """\
 /help            this list
@@ -170,20 +171,12 @@ class TerminalChat:
     async def _send_to_agent(self, line: str) -> None:
         """The agent answers (its steps on stderr); the question and answer are saved."""
         assert self.agent_answer is not None
-        finished = await self.agent_answer(line, self.history)
+        finished, prompt = await self.agent_answer(line, self.history)
         if finished.outcome is Outcome.ERROR:
             _say(f"[error] {finished.error}")
             return
         await self.log.user(line)
-        if self.log.store is not None and self.log.conversation_id is not None:
-            await asyncio.to_thread(
-                self.log.store.add_message,
-                LOCAL_OWNER,
-                self.log.conversation_id,
-                "assistant",
-                finished.answer,
-                status=finished.outcome.status,
-            )
+        await self.log.answer(finished, prompt)
         self.history += [
             Message(role="user", content=line),
             Message(role="assistant", content=finished.answer),

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mixchat.messages import Message
+from mixchat.outcome import plural
 
 if TYPE_CHECKING:
     from mixchat.backends.base import Backend, ChatRequest
@@ -37,9 +38,21 @@ class PromptRecord:
     token_count: int | None = None
     #: For Mixtral's vocabulary: the ids equal mistral-common's (None: not applicable).
     equals_mistral_common: bool | None = None
+    #: For an agent's reply: how many model calls it made (this record is the last one's).
+    agent_calls: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def destination(self) -> str:
+        """Where the prompt went, as the inspector's first line says it (both faces)."""
+        where = f"{self.backend}, {self.model}"
+        if self.prompt_format:
+            where += f", {self.prompt_format} format"
+        if self.agent_calls:  # the agent calls the model once per step: this is the last call
+            where += f"; the last of the agent's {plural(self.agent_calls, 'model call')}"
+        return where
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PromptRecord:
@@ -71,9 +84,16 @@ def fit_context(
 
 
 def record_prompt(
-    backend: Backend, request: ChatRequest, dropped: Sequence[Message] = ()
+    backend: Backend,
+    request: ChatRequest,
+    dropped: Sequence[Message] = (),
+    agent_calls: int | None = None,
 ) -> PromptRecord:
-    """What ``backend`` receives for ``request`` (load the backend first for exact ids)."""
+    """What ``backend`` receives for ``request`` (load the backend first for exact ids).
+
+    For an agent's reply, ``request`` is its last model call (the one that answered) and
+    ``agent_calls`` says how many it made: the earlier ones are in its steps.
+    """
     messages = list(request.messages)
     ids = backend.prompt_ids(messages, request.assistant_prefix)
     return PromptRecord(
@@ -93,6 +113,7 @@ def record_prompt(
             and not request.assistant_prefix
             else None
         ),
+        agent_calls=agent_calls,
     )
 
 

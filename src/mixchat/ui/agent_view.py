@@ -6,7 +6,9 @@ plain text (``textContent``), never as HTML.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Sequence
 
 from mixchat.agent import Agent
 from mixchat.agent.events import AgentEvent, AgentFinished, AnswerDelta
@@ -97,8 +99,13 @@ async def run_agent(
     reply: LiveReply,
     cancel: CancelToken,
     user: str = ANONYMOUS,
+    dropped: Sequence[Message] = (),
 ) -> FinishedReply:
-    """Run the agent on the last user message; steps show in the reply, the answer streams."""
+    """Run the agent on the last user message; steps show in the reply, the answer streams.
+
+    After the run, the reply keeps the prompt record of the agent's last model call (what
+    "Inspect prompt" shows), and its stats the model's load time if the first call loaded it.
+    """
     steps = AgentSteps(reply)
     tools = await agent_tools(settings, tools)  # with the MCP servers' tools
     agent = make_agent(backend, settings, tools, user)
@@ -136,5 +143,11 @@ async def run_agent(
         duration=time.perf_counter() - start,
         agent_steps=finished.steps if finished else 0,
         error=error,
+        load_time=next(
+            (c.done.load_time for c in agent.calls if c.done and c.done.load_time), None
+        ),
     )
+    # recorded after the run, as a chat reply's is: not before its first token
+    if (record := await asyncio.to_thread(agent.record_prompt, dropped)) is not None:
+        reply.prompt = record.to_dict()
     return FinishedReply(text, stats, steps.steps)

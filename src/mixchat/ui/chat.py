@@ -425,7 +425,9 @@ class ChatController:
 
             tools = self.sidebar.selected_tools()
             owner = self.gateway.owner
-            return await run_agent(backend, settings, tools, messages, reply, cancel, owner)
+            return await run_agent(
+                backend, settings, tools, messages, reply, cancel, owner, dropped
+            )
         request = ChatRequest(
             messages, params=settings.sampling(), cancel=cancel, user=self.gateway.owner
         )

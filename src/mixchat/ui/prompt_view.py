@@ -13,9 +13,6 @@ from mixchat.prompt.inspector import PromptRecord
 def prompt_view(record: PromptRecord) -> dict[str, Any]:
     """What the inspector panel shows: where the prompt went, its tokens, whether its ids
     equal mistral-common's, the sampling, what was dropped to fit, the text and the ids."""
-    where = f"{record.backend}, {record.model}" + (
-        f", {record.prompt_format} format" if record.prompt_format else ""
-    )
     count = f"{plural(record.token_count, 'prompt token')}" if record.token_count else ""
     if record.token_ids is None and record.token_count:
         count += " (counted; the server formats the prompt itself)"
@@ -30,7 +27,7 @@ def prompt_view(record: PromptRecord) -> dict[str, Any]:
         text = json.dumps(record.messages, indent=2, ensure_ascii=False)
     ids = " ".join(map(str, record.token_ids)) if record.token_ids is not None else ""
     return {
-        "where": where,
+        "where": record.destination,
         "count": count,
         "equal": record.equals_mistral_common,
         "sampling": f"Sampling: {sampling}" if sampling else "",
