@@ -367,3 +367,51 @@ def test_export_then_import_round_trips_every_branch(session: Session) -> None:
     _message(session, "user", 0).get_by_role("button", name="Previous version").click()
     assert _until(session, ["a root to branch from"])
     assert page.locator(".mx-conv", has_text="a root to branch from").count() == 2
+
+
+_READABLE = """(selector) => {
+  const deep = (root, sel, found) => {
+    found.push(...root.querySelectorAll(sel));
+    for (const el of root.querySelectorAll('*')) if (el.shadowRoot) deep(el.shadowRoot, sel, found);
+    return found;
+  };
+  const ground = (el) => {  // the first painted background behind el, across shadow roots
+    for (let at = el; at; at = at.parentElement || (at.getRootNode() && at.getRootNode().host)) {
+      const colour = getComputedStyle(at).backgroundColor;
+      if (colour && colour !== 'rgba(0, 0, 0, 0)' && colour !== 'transparent') return colour;
+    }
+    return 'rgb(255, 255, 255)';
+  };
+  return deep(document, selector, []).map(el => [getComputedStyle(el).color, ground(el)]);
+}"""
+
+
+def test_agent_steps_and_tooltips_are_readable_in_the_dark_scheme(
+    browser: Browser, server: Server
+) -> None:
+    from test_page_shell_browser import _contrast, _luminance
+
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, color_scheme="dark")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        page.goto(server.url)
+        page.get_by_placeholder("Message the model").wait_for(timeout=30_000)
+        session = Session(page)
+        _agent_on(session)
+        session.send('{"tool_name": "Calculator", "input": "6*7"}')
+        session.wait_for_replies(1, timeout=60)
+        page.locator(".mx-step summary").first.click()  # open: its input and output show
+        page.locator(".mx-step-text").first.wait_for()
+        shown = page.evaluate(_READABLE, ".mx-step summary, .mx-step-text, .mx-step-label")
+        assert len(shown) >= 3
+        for text, ground in shown:
+            assert _luminance(ground) < 0.06, ground  # a dark card, not a light box
+            assert _contrast(text, ground) >= 4.5, (text, ground)
+        session.screenshot("dark-agent-steps")
+        page.get_by_role("button", name="New chat").first.hover()
+        page.locator(".bk-Tooltip").first.wait_for()
+        (text, ground), *_ = page.evaluate(_READABLE, ".bk-tooltip-content")
+        assert _luminance(ground) < 0.06 and _contrast(text, ground) >= 4.5, (text, ground)
+    finally:
+        context.close()

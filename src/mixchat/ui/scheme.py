@@ -44,6 +44,13 @@ html:root, :host {
   --mx-error-bg: light-dark(#fef2f2, #450a0a);
   --mx-error-border: light-dark(#fecaca, #7f1d1d);
 }
+/* Bokeh's tooltips (a widget's description) live on the page, outside Panel's themes. */
+.bk-Tooltip {
+  --background-color: light-dark(#ffffff, #2b3035);
+  --color: light-dark(#18191d, #f3f4f6);
+  --divider-color: light-dark(#d7d7d8, #495057);
+  --tooltip-arrow-color: light-dark(#ffffff, #2b3035);
+}
 :root { color-scheme: light dark; }
 :root[data-mx-scheme="light"] { color-scheme: light; }
 :root[data-mx-scheme="dark"] { color-scheme: dark; }
