@@ -88,6 +88,7 @@ def test_two_users_see_only_their_own_and_only_the_admin_sees_the_status(
         bob.page.locator("button", has_text="bob asks something else").first.wait_for()
         assert bob.page.locator("button", has_text="alice's secret plan").count() == 0
         open_card(bob, "Your usage")
+        bob.page.locator(".usage-total").wait_for()  # read from the store when opened
         usage = " ".join(bob.texts("mixchat-usage"))
         assert "quick" in usage and "alice" not in usage
         assert "bob (user)" in " ".join(bob.texts("mixchat-who"))
@@ -104,6 +105,7 @@ def test_two_users_see_only_their_own_and_only_the_admin_sees_the_status(
         alice.page.locator("button", has_text="alice's secret plan").first.wait_for()
         assert alice.page.locator("button", has_text="bob asks something else").count() == 0
         open_card(alice, "Your usage")
+        alice.page.locator(".usage-total").wait_for()
         assert "bob" not in " ".join(alice.texts("mixchat-usage"))
         open_card(alice, "Server status (admin)")
         alice.page.get_by_role("button", name="Refresh").click()

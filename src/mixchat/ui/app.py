@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Awaitable, Callable
 
 import panel as pn
 import param
@@ -30,11 +31,17 @@ def session_owner() -> str:
     return pn.state.user or LOCAL_OWNER  # None without auth (the user cookie is signed)
 
 
-def _section(title: str, body: pn.viewable.Viewable, collapsed: bool = False) -> pn.Card:
+def _section(
+    title: str,
+    body: pn.viewable.Viewable,
+    collapsed: bool = False,
+    on_toggle: Callable[[bool], Awaitable[None]] | None = None,
+) -> pn.Card:
     """A sidebar card; a collapsed one gets its widgets when first opened.
 
     Building a page's Bokeh models is most of a new page's server time, and the collapsed
-    cards (sliders, agent tools, export) hold most of the sidebar's models.
+    cards (sliders, agent tools, export) hold most of the sidebar's models. ``on_toggle`` hears
+    each opening (True) and closing (False): a view that reads the store only while seen.
     """
     card = pn.Card(
         *([] if collapsed else [body]),
@@ -45,13 +52,15 @@ def _section(title: str, body: pn.viewable.Viewable, collapsed: bool = False) ->
         header_background="var(--mx-card-head)",  # light or dark: see scheme.py
         header_color="var(--mx-card-head-text)",
     )
-    if collapsed:
 
-        def opened(event: param.parameterized.Event) -> None:
-            if not event.new and not card.objects:
-                card.objects = [body]
+    async def toggled(event: param.parameterized.Event) -> None:
+        if not event.new and not card.objects:
+            card.objects = [body]
+        if on_toggle is not None:
+            await on_toggle(not event.new)
 
-        card.param.watch(opened, "collapsed")
+    if collapsed or on_toggle is not None:
+        card.param.watch(toggled, "collapsed")
     return card
 
 
@@ -84,13 +93,13 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> pn.templat
             await conversations.open_address(address)
         await conversations.refresh()
         await presets.refresh()
-        await usage.refresh()
         if status is not None:
             await status.refresh()
 
     async def saved() -> None:
         await conversations.touched(chat.conversation_id)  # no store query when unchanged
-        await usage.refresh()
+        if usage.shown:  # two store queries per exchange otherwise, for a closed card
+            await usage.refresh()
 
     chat.on_saved = saved
 
@@ -110,7 +119,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> pn.templat
             ),
             _section("Agent", sidebar.agent_section(), collapsed=True),
             _section("Import a conversation", conversations.import_section(), collapsed=True),
-            _section("Your usage", usage.pane, collapsed=True),
+            _section("Your usage", usage.pane, collapsed=True, on_toggle=usage.toggled),
             *(
                 [_section("Server status (admin)", status.layout(), collapsed=True)]
                 if status

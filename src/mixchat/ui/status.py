@@ -50,6 +50,14 @@ class UsageView:
         self.accounting = accounting
         self.user = user
         self.pane = pn.pane.HTML("", css_classes=["mixchat-usage"], sizing_mode="stretch_width")
+        #: The card is open: refresh after each exchange (a closed card is refreshed when
+        #: opened, not at every exchange).
+        self.shown = False
+
+    async def toggled(self, shown: bool) -> None:
+        self.shown = shown
+        if shown:
+            await self.refresh()
 
     async def refresh(self) -> None:
         now = datetime.now(timezone.utc)
