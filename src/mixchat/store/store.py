@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import exists, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
@@ -246,28 +246,35 @@ class ConversationStore:
             # Locked: two appends at once must not both answer the same leaf (PostgreSQL).
             conversation = self._owned(session, owner, conversation_id, lock=True)
             parent_id = conversation.leaf_id if parent == CURRENT else parent
-            if parent_id is not None:
-                parent_row = session.get(MessageRow, parent_id)
-                if parent_row is None or parent_row.conversation_id != conversation.id:
+            if parent != CURRENT and parent_id is not None:  # the leaf is this conversation's
+                parent_of = session.scalar(
+                    select(MessageRow.conversation_id).where(MessageRow.id == parent_id)
+                )
+                if parent_of != conversation.id:
                     raise NotFound(f"no message {parent_id} in conversation {conversation_id}")
             now = utcnow()
-            row = MessageRow(
-                conversation_id=conversation.id,
-                parent_id=parent_id,
-                role=role,
-                content=content,
-                status=status,
-                stats=_stats_json(stats),
-                steps=_steps_json(steps),
-                prompt=prompt,
-                created_at=now,
-                updated_at=now,
+            # One INSERT ... RETURNING rather than the ORM's unit of work: a message is
+            # written several times per exchange, and the ORM's flush was most of its CPU.
+            message_id = session.scalar(
+                insert(MessageRow)
+                .values(
+                    conversation_id=conversation.id,
+                    parent_id=parent_id,
+                    role=role,
+                    content=content,
+                    status=status,
+                    stats=_stats_json(stats),
+                    steps=_steps_json(steps),
+                    prompt=prompt,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(MessageRow.id)
             )
-            session.add(row)
+            assert message_id is not None
             conversation.updated_at = now
-            session.flush()
-            conversation.leaf_id = row.id
-            return row.id
+            conversation.leaf_id = message_id
+            return int(message_id)
 
     def update_message(
         self,
@@ -283,17 +290,38 @@ class ConversationStore:
         """Change a saved message (a reply's text so far or final text, status, stats, the
         prompt it answered); ``None`` keeps a field. Each call is also a reply's heartbeat."""
         _check(status=status)
+        given = {
+            name: value
+            for name, value in {
+                "content": content,
+                "status": status,
+                "stats": _stats_json(stats),
+                "steps": _steps_json(steps),
+                "prompt": prompt,
+            }.items()
+            if value is not None
+        }
         with self._write("saving a message") as session:
-            row = self._owned_message(session, owner, message_id)
-            _assign_given(
-                row,
-                content=content,
-                status=status,
-                stats=_stats_json(stats),
-                steps=_steps_json(steps),
-                prompt=prompt,
+            # Plain UPDATEs, not the ORM's load-then-flush: a streaming reply is saved every
+            # few seconds, and loading the row and its conversation was most of the cost.
+            conversation_id = session.scalar(
+                select(MessageRow.conversation_id)
+                .join(MessageRow.conversation)
+                .where(MessageRow.id == message_id, ConversationRow.owner == owner)
             )
-            row.updated_at = row.conversation.updated_at = utcnow()
+            if conversation_id is None:
+                raise NotFound(f"no message {message_id}")
+            now = utcnow()
+            session.execute(
+                update(MessageRow)
+                .where(MessageRow.id == message_id)
+                .values(**given, updated_at=now)
+            )
+            session.execute(
+                update(ConversationRow)
+                .where(ConversationRow.id == conversation_id)
+                .values(updated_at=now)
+            )
 
     def delete_messages_from(self, owner: str, conversation_id: str, message_id: int) -> None:
         """Remove this message and every reply below it (undo); other branches stay.
@@ -440,17 +468,6 @@ class ConversationStore:
         row = session.scalars(query).one_or_none()
         if row is None:
             raise NotFound(f"no conversation {conversation_id}")
-        return row
-
-    def _owned_message(self, session: Session, owner: str, message_id: int) -> MessageRow:
-        query = (
-            select(MessageRow)
-            .join(MessageRow.conversation)
-            .where(MessageRow.id == message_id, ConversationRow.owner == owner)
-        )
-        row = session.scalars(query).one_or_none()
-        if row is None:
-            raise NotFound(f"no message {message_id}")
         return row
 
     def _open_error(self, error: BaseException) -> str:
