@@ -26,7 +26,7 @@ from mixchat.ui.sidebar import SettingsPanel
 from mixchat.ui.stats import error_advice, format_stats
 from mixchat.ui.storage import StoreGateway, close_stores
 from mixchat.ui.transcript import Entry, Op, Transcript
-from mixchat.ui.transcript.batching import MAX_INTERVAL, Batcher
+from mixchat.ui.transcript.batching import MAX_INTERVAL, MIN_INTERVAL, Batcher
 
 #: Bytes of framing each custom message costs on the websocket (measured: 230-260).
 FRAME_BYTES = 260
@@ -105,7 +105,7 @@ def test_batcher_sends_the_first_text_at_once_then_waits_longer_and_longer() -> 
     now[0] = 0.01
     batch.add("b")
     assert batch.wait() > 0  # within the shortest interval
-    now[0] = 0.11
+    now[0] = 0.01 + MIN_INTERVAL
     batch.add("c")
     assert batch.wait() <= 0 and batch.take() == "bc"
     now[0] = 10.0

@@ -3,7 +3,7 @@
 Every update is one websocket message with ~250 bytes of framing and ~0.8 ms of server CPU,
 whatever text it carries. The first text goes at once (the reader waits for it); after that
 the wait between updates grows with the reply's age (``GROWTH`` of the time since its first
-text, from ``MIN_INTERVAL`` up to ``MAX_INTERVAL``), so a one-second echo reply takes ~7
+text, from ``MIN_INTERVAL`` up to ``MAX_INTERVAL``), so a one-second echo reply takes ~6
 updates and a 30-second model reply ~20, not one per token. Pure logic with an injectable
 clock, for the tests.
 """
@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 #: The shortest wait between two updates.
-MIN_INTERVAL = 0.1
+MIN_INTERVAL = 0.15
 #: The wait grows to this share of the time since the reply's first text...
 GROWTH = 0.5
 #: ...but never beyond this many seconds.
