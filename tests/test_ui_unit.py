@@ -88,6 +88,29 @@ def test_fit_context_drops_the_oldest_pairs_and_keeps_system_and_last() -> None:
     assert fit_context(messages, count, None, 10) == (messages, [])
 
 
+@pytest.mark.parametrize("context_length", [5, 40, 200, 900, 5000])
+def test_fit_context_drops_what_one_pair_at_a_time_would_in_a_few_counts(
+    context_length: int,
+) -> None:
+    """Bisection gives the same cut as dropping pair after pair, with ~log2(pairs) counts."""
+    messages = [
+        {"role": role, "content": "w " * (3 + (7 * index) % 40)}
+        for index, role in enumerate(("user", "assistant") * 60)
+    ] + [{"role": "user", "content": "last"}]
+    counted = [0]
+
+    def count(ms: list[dict[str, str]]) -> int:
+        counted[0] += 1
+        return 5 + sum(len(m["content"].split()) + 2 for m in ms)
+
+    body, expected = list(messages), []
+    while len(body) > 1 and count(body) + 10 > context_length:  # the plain way
+        expected, body = expected + body[:2], body[2:]
+    counted[0] = 0
+    assert fit_context(messages, count, context_length, 10) == (body, expected)
+    assert counted[0] <= 8  # 60 pairs: one count per pair would be up to 61
+
+
 def test_fit_context_always_keeps_the_last_user_message() -> None:
     messages = [{"role": "user", "content": "huge " * 100}]
     assert fit_context(messages, lambda ms: 500, 100, 10) == (messages, [])

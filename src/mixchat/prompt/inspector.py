@@ -70,17 +70,30 @@ def fit_context(
 
     Returns the messages to send and those dropped, oldest first. The system prompt and the
     last user message are always kept (if even they overflow, the backend says so).
+
+    Dropping more never makes the prompt longer, so the number of pairs to drop is found by
+    bisection: a few counts of the conversation, not one per pair (counting tokenizes the
+    whole prompt; one per pair made each turn of a long conversation cost more).
     """
     messages = list(messages)
     if context_length is None:
         return messages, []
     system = messages[:1] if messages and messages[0]["role"] == "system" else []
     body = messages[len(system) :]
-    dropped: list[Message] = []
-    while len(body) > 1 and count_tokens(system + body) + max_tokens > context_length:
-        dropped += body[:2]
-        body = body[2:]
-    return system + body, dropped
+
+    def fits(pairs: int) -> bool:
+        return count_tokens(system + body[2 * pairs :]) + max_tokens <= context_length
+
+    low, high = 0, len(body) // 2  # dropping ``high`` pairs keeps at least the last message
+    if fits(low):
+        high = low
+    while high - low > 1:  # fits(high) or high is the most that may go; not fits(low)
+        middle = (low + high) // 2
+        if fits(middle):
+            high = middle
+        else:
+            low = middle
+    return system + body[2 * high :], body[: 2 * high]
 
 
 def record_prompt(
