@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import ClassVar
 
 import panel as pn
 import param
@@ -24,6 +26,14 @@ from mixchat.ui.team import SESSIONS, ActiveSession, accounting_for, is_admin
 
 TITLE = "mixchat"
 ACCENT = "#4f46e5"
+
+
+class Page(pn.template.BootstrapTemplate):
+    """Panel's Bootstrap page less what mixchat does not use (``page.html``): no modal, and so
+    no template actions (a ReactiveHTML model per page), no JS area, no location model."""
+
+    location = param.Boolean(default=False, readonly=True)  # nothing reads pn.state.location
+    _template: ClassVar[Path] = Path(__file__).with_name("page.html")
 
 
 def session_owner() -> str:
@@ -64,7 +74,7 @@ def _section(
     return card
 
 
-def create_app(settings: Settings, catalog: Catalog | None = None) -> pn.template.BootstrapTemplate:
+def create_app(settings: Settings, catalog: Catalog | None = None) -> Page:
     """The page for one session; the backend instance behind it is shared by all sessions."""
     owner = session_owner()
     gateway = StoreGateway(settings, owner)
@@ -104,26 +114,30 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> pn.templat
     chat.on_saved = saved
 
     pn.state.onload(start)
-    template = pn.template.BootstrapTemplate(
+    template = Page(
         title=TITLE,
         header_background=ACCENT,
         busy_indicator=None,  # the transcript shows what is going on; no patch per callback
         sidebar_width=330,
-        sidebar=[
-            _section("Conversations", conversations.list_section()),
-            _section("Model", pn.Column(sidebar.model_section(), *presets.pick_section())),
-            _section(
-                "Generation",
-                pn.Column(sidebar.sampling_section(), presets.save_section()),
-                collapsed=True,
-            ),
-            _section("Agent", sidebar.agent_section(), collapsed=True),
-            _section("Import a conversation", conversations.import_section(), collapsed=True),
-            _section("Your usage", usage.pane, collapsed=True, on_toggle=usage.toggled),
-            *(
-                [_section("Server status (admin)", status.layout(), collapsed=True)]
-                if status
-                else []
+        sidebar=[  # one root, not one per card: each root costs the page build its own pass
+            pn.Column(
+                _section("Conversations", conversations.list_section()),
+                _section("Model", pn.Column(sidebar.model_section(), *presets.pick_section())),
+                _section(
+                    "Generation",
+                    pn.Column(sidebar.sampling_section(), presets.save_section()),
+                    collapsed=True,
+                ),
+                _section("Agent", sidebar.agent_section(), collapsed=True),
+                _section("Import a conversation", conversations.import_section(), collapsed=True),
+                _section("Your usage", usage.pane, collapsed=True, on_toggle=usage.toggled),
+                *(
+                    [_section("Server status (admin)", status.layout(), collapsed=True)]
+                    if status
+                    else []
+                ),
+                sizing_mode="stretch_width",
+                margin=0,
             ),
         ],
         header=[*([_who(owner, admin)] if pn.state.user else []), _scheme_toggle()],

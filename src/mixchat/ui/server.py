@@ -41,7 +41,8 @@ def configure_panel() -> None:
         *(c for c in page_css if c not in pn.config.css_files),
     ]
     pn.extension()
-    pn.config.disconnect_notification = "Connection to the mixchat server lost: reload the page."
+    # No pn.config.disconnect_notification: page.js shows a lost connection itself, which
+    # spares every new page Panel's notification area (a ReactiveHTML model and its scripts).
 
 
 def url(settings: Settings, address: str | None = None) -> str:

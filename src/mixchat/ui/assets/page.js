@@ -65,6 +65,21 @@
     else if (tries > 0) setTimeout(() => focusBox(tries - 1), 200)
   }
 
+  // A lost connection: a banner over the page (Panel's notification area would cost every
+  // new page a ReactiveHTML model and its scripts for this one message).
+  function watchConnection(tries) {
+    const doc = window.Bokeh && window.Bokeh.documents && window.Bokeh.documents[0]
+    if (!doc) { if (tries > 0) setTimeout(() => watchConnection(tries - 1), 200); return }
+    doc.on_event("connection_lost", () => {
+      if (document.querySelector(".mixchat-disconnected")) return
+      const banner = document.createElement("div")
+      banner.className = "mixchat-disconnected"
+      banner.setAttribute("role", "alert")
+      banner.textContent = "Connection to the mixchat server lost: reload the page."
+      document.body.appendChild(banner)
+    })
+  }
+
   apply()
   system.addEventListener("change", apply)
   window.addEventListener("storage", (event) => { if (event.key === KEY) apply() })
@@ -94,5 +109,6 @@
       if (button) button.setAttribute("aria-expanded", "false")
     }
     if (!phone.matches) focusBox(75)
+    watchConnection(300)
   })
 })()
