@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import Browser
 
-from browser_fixtures import INPUT, Server, Session, running_server
+from browser_fixtures import INPUT, Server, Session, open_session, running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -420,3 +420,18 @@ def _new_chat(session: Session) -> None:
 
 def _preset_list(page):  # type: ignore[no-untyped-def]
     return page.locator("select").nth(1)  # the Model card: the model, then the preset
+
+
+def test_a_lost_server_shows_a_banner_that_says_to_reload(browser: Browser, tmp_path: Path) -> None:
+    """The page's own banner (page.js), not Panel's notification area: kill the server."""
+    with running_server(tmp_path, "--backend", "echo") as started:
+        session = open_session(browser, started.url)
+        session.send("still here")
+        assert session.wait_for_replies(1) == ["still here"]
+        assert session.page.locator(".mixchat-disconnected").count() == 0
+        started.process.kill()
+        banner = session.page.locator(".mixchat-disconnected")
+        banner.wait_for(timeout=15_000)
+        assert banner.get_attribute("role") == "alert"
+        assert "reload the page" in banner.inner_text()
+        session.screenshot("connection-lost")
