@@ -290,17 +290,13 @@ class ConversationStore:
         """Change a saved message (a reply's text so far or final text, status, stats, the
         prompt it answered); ``None`` keeps a field. Each call is also a reply's heartbeat."""
         _check(status=status)
-        given = {
-            name: value
-            for name, value in {
-                "content": content,
-                "status": status,
-                "stats": _stats_json(stats),
-                "steps": _steps_json(steps),
-                "prompt": prompt,
-            }.items()
-            if value is not None
-        }
+        given = _given(
+            content=content,
+            status=status,
+            stats=_stats_json(stats),
+            steps=_steps_json(steps),
+            prompt=prompt,
+        )
         with self._write("saving a message") as session:
             # Plain UPDATEs, not the ORM's load-then-flush: a streaming reply is saved every
             # few seconds, and loading the row and its conversation was most of the cost.
@@ -576,8 +572,11 @@ def _subtree(conversation: Conversation, message_id: int) -> set[int]:
     return found
 
 
+def _given(**fields: Any) -> dict[str, Any]:
+    """The fields that were given; ``None`` means "leave it as it is"."""
+    return {name: value for name, value in fields.items() if value is not None}
+
+
 def _assign_given(row: Any, **fields: Any) -> None:
-    """Set the fields that were given; ``None`` means "leave it as it is"."""
-    for name, value in fields.items():
-        if value is not None:
-            setattr(row, name, value)
+    for name, value in _given(**fields).items():
+        setattr(row, name, value)
