@@ -197,7 +197,7 @@ _COLOURS = """() => {
     code: look('.mx-md pre code'), user: look('.mx-user'),
     item: look('.mx-conv:not(.mx-conv-current)'),
     itemText: look('.mx-conv:not(.mx-conv-current) .mx-conv-open'),
-    cardHead: look('.card-header'), cardTitle: look('.card-header .card-title, .card-header h3'),
+    cardHead: look('.mx-section-head'),
     input: look('textarea.mx-box'), select: look('select'),
   };
 }"""
@@ -234,8 +234,8 @@ def _check_scheme(session: Session, dark: bool) -> None:
     for part in ("body", "reply", "code", "input", "itemText"):  # text readable on its ground
         ground = colours["item" if part == "itemText" else part][0]
         assert _contrast(colours[part][1], ground) >= 4.5, (part, colours[part], ground)
-    head, title = colours["cardHead"], colours["cardTitle"] or colours["cardHead"]
-    assert _contrast(title[1], head[0]) >= 4.5, (head, title)
+    head = colours["cardHead"]  # a sidebar section's title on its ground
+    assert _contrast(head[1], head[0]) >= 4.5, head
 
 
 def _with_code(session: Session) -> None:
@@ -389,9 +389,13 @@ def test_the_keyboard_focus_a_new_chat_shortcut_esc_and_switch_labels(session: S
     new_chat = page.locator("button", has_text="New chat").first
     new_chat.hover()
     page.get_by_text("New chat (Ctrl+Shift+O)").wait_for()  # the shortcut is on its tooltip
-    page.get_by_text("Agent", exact=True).first.click()  # open the Agent card
+    agent = page.locator("summary", has_text="Agent")
+    agent.focus()
+    page.keyboard.press("Enter")  # a sidebar section opens from the keyboard...
     switch = page.locator("[role=switch]").first
     switch.wait_for()
+    focused = "el => el.getRootNode().activeElement === el"
+    _wait_until(session, lambda: agent.evaluate(focused))  # ...and keeps the focus
     page.wait_for_timeout(300)
     page.get_by_text("Agent mode", exact=True).click()  # the label flips the switch
     _wait_until(session, lambda: switch.get_attribute("aria-checked") == "true")

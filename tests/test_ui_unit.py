@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import panel as pn
 import pytest
 from pydantic import SecretStr
 
@@ -22,6 +23,7 @@ from mixchat.store import ConversationStore
 from mixchat.ui.chat import ChatController, welcome_text
 from mixchat.ui.conversations import ConversationsPanel
 from mixchat.ui.history import History, Turn
+from mixchat.ui.sections import Section, Sections
 from mixchat.ui.sidebar import SettingsPanel
 from mixchat.ui.stats import error_advice, format_stats
 from mixchat.ui.storage import StoreGateway, close_stores
@@ -714,3 +716,32 @@ def test_the_committed_scheme_css_is_generated_from_the_installed_panel() -> Non
     css = generate()
     assert "--bs-body-bg: light-dark(#fff, #212529);" in css  # Panel's two themes, merged
     assert SCHEME_CSS.read_text(encoding="utf-8") == css, "run: python -m mixchat.ui.scheme"
+
+
+async def test_a_sidebar_section_gets_its_body_when_first_opened_and_says_so() -> None:
+    heard: list[bool] = []
+
+    async def toggled(shown: bool) -> None:
+        heard.append(shown)
+
+    agent, usage = pn.pane.HTML("agent"), pn.pane.HTML("usage")
+    sections = Sections(
+        [
+            Section("Model", pn.pane.HTML("model"), open=True),
+            Section("Agent", agent),
+            Section("Your usage", usage, on_toggle=toggled),
+        ]
+    )
+    assert sections.loaded == [0] and len(sections.bodies) == 1  # closed ones: not on the page
+    sections.open = [True, False, True]  # what the browser sends when "Your usage" is opened
+    await asyncio.sleep(0)
+    assert sections.loaded == [0, 2] and sections.bodies[-1] is usage and heard == [True]
+    sections.open = [True, False, False]
+    sections.open = [True, False, True]  # reopened: heard again, its body added only once
+    await asyncio.sleep(0)
+    assert heard == [True, False, True] and sections.loaded == [0, 2]
+    assert agent not in sections.bodies
+    sections.open = [True]  # not a list the page could send: ignored
+    await asyncio.sleep(0)
+    assert sections.open == [True, False, True] and sections.opened("Your usage")
+    assert heard == [True, False, True]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -19,6 +18,7 @@ from mixchat.ui.conversations import ConversationsPanel
 from mixchat.ui.presets import PresetsPanel
 from mixchat.ui.render import APP_CSS
 from mixchat.ui.scheme import SchemeDesign
+from mixchat.ui.sections import Section, Sections
 from mixchat.ui.sidebar import SettingsPanel
 from mixchat.ui.status import StatusView, UsageView
 from mixchat.ui.storage import StoreGateway
@@ -39,39 +39,6 @@ class Page(pn.template.BootstrapTemplate):
 def session_owner() -> str:
     """Whose conversations this session sees: the logged-in user, else the local owner."""
     return pn.state.user or LOCAL_OWNER  # None without auth (the user cookie is signed)
-
-
-def _section(
-    title: str,
-    body: pn.viewable.Viewable,
-    collapsed: bool = False,
-    on_toggle: Callable[[bool], Awaitable[None]] | None = None,
-) -> pn.Card:
-    """A sidebar card; a collapsed one gets its widgets when first opened.
-
-    Building a page's Bokeh models is most of a new page's server time, and the collapsed
-    cards (sliders, agent tools, export) hold most of the sidebar's models. ``on_toggle`` hears
-    each opening (True) and closing (False): a view that reads the store only while seen.
-    """
-    card = pn.Card(
-        *([] if collapsed else [body]),
-        title=title,
-        collapsed=collapsed,
-        sizing_mode="stretch_width",
-        margin=(5, 0),
-        header_background="var(--mx-card-head)",  # light or dark: see scheme.py
-        header_color="var(--mx-card-head-text)",
-    )
-
-    async def toggled(event: param.parameterized.Event) -> None:
-        if not event.new and not card.objects:
-            card.objects = [body]
-        if on_toggle is not None:
-            await on_toggle(not event.new)
-
-    if collapsed or on_toggle is not None:
-        card.param.watch(toggled, "collapsed")
-    return card
 
 
 def create_app(settings: Settings, catalog: Catalog | None = None) -> Page:
@@ -119,26 +86,25 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Page:
         header_background=ACCENT,
         busy_indicator=None,  # the transcript shows what is going on; no patch per callback
         sidebar_width=330,
-        sidebar=[  # one root, not one per card: each root costs the page build its own pass
-            pn.Column(
-                _section("Conversations", conversations.list_section()),
-                _section("Model", pn.Column(sidebar.model_section(), *presets.pick_section())),
-                _section(
-                    "Generation",
-                    pn.Column(sidebar.sampling_section(), presets.save_section()),
-                    collapsed=True,
-                ),
-                _section("Agent", sidebar.agent_section(), collapsed=True),
-                _section("Import a conversation", conversations.import_section(), collapsed=True),
-                _section("Your usage", usage.pane, collapsed=True, on_toggle=usage.toggled),
-                *(
-                    [_section("Server status (admin)", status.layout(), collapsed=True)]
-                    if status
-                    else []
-                ),
-                sizing_mode="stretch_width",
-                margin=0,
-            ),
+        sidebar=[  # one component, not a card per section: each model costs the page
+            Sections(
+                [
+                    Section("Conversations", conversations.list_section(), open=True),
+                    Section(
+                        "Model",
+                        pn.Column(sidebar.model_section(), *presets.pick_section()),
+                        open=True,
+                    ),
+                    Section(
+                        "Generation", pn.Column(sidebar.sampling_section(), presets.save_section())
+                    ),
+                    Section("Agent", sidebar.agent_section()),
+                    Section("Import a conversation", conversations.import_section()),
+                    Section("Your usage", usage.pane, on_toggle=usage.toggled),
+                    *([Section("Server status (admin)", status.layout())] if status else []),
+                ],
+                margin=(5, 0),
+            )
         ],
         header=[*([_who(owner, admin)] if pn.state.user else []), _scheme_toggle()],
         main=[chat.transcript],
