@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import panel as pn
 import param
@@ -16,7 +16,6 @@ from mixchat.ui.chat import ChatController
 from mixchat.ui.conversation_list import ADDRESS_PARAM
 from mixchat.ui.conversations import ConversationsPanel
 from mixchat.ui.presets import PresetsPanel
-from mixchat.ui.render import APP_CSS
 from mixchat.ui.scheme import SchemeDesign
 from mixchat.ui.sections import Section, Sections
 from mixchat.ui.sidebar import SettingsPanel
@@ -33,7 +32,12 @@ class Page(pn.template.BootstrapTemplate):
     no template actions (a ReactiveHTML model per page), no JS area, no location model."""
 
     location = param.Boolean(default=False, readonly=True)  # nothing reads pn.state.location
+    who = param.String(default="", doc="the header's 'USER (role)', HTML-escaped; '': no login")
     _template: ClassVar[Path] = Path(__file__).with_name("page.html")
+
+    def _update_vars(self, *args: Any) -> None:
+        super()._update_vars(*args)
+        self._render_variables["mixchat_who"] = self.who
 
 
 def session_owner() -> str:
@@ -90,11 +94,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Page:
             Sections(
                 [
                     Section("Conversations", conversations.list_section(), open=True),
-                    Section(
-                        "Model",
-                        pn.Column(sidebar.model_section(), *presets.pick_section()),
-                        open=True,
-                    ),
+                    Section("Model", sidebar.model_section(*presets.pick_section()), open=True),
                     Section(
                         "Generation", pn.Column(sidebar.sampling_section(), presets.save_section())
                     ),
@@ -106,10 +106,10 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Page:
                 margin=(5, 0),
             )
         ],
-        header=[*([_who(owner, admin)] if pn.state.user else []), _scheme_toggle()],
         main=[chat.transcript],
         design=SchemeDesign,
         meta_viewport="width=device-width, initial-scale=1",
+        who=_who(pn.state.user, admin),
     )
     return template
 
@@ -123,26 +123,11 @@ def _address() -> str | None:
     return (raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)).strip()[:64]
 
 
-def _scheme_toggle() -> pn.pane.HTML:
-    """The header's light/dark switch (assets/page.js acts on it and remembers the choice)."""
-    return pn.pane.HTML(
-        "<button type='button' data-mx-scheme-toggle class='mixchat-scheme-button' "
-        "title='Light or dark (remembered in this browser)' "
-        "aria-label='Switch between light and dark'>◐ Light/dark</button>",
-        stylesheets=[APP_CSS],
-        css_classes=["mixchat-scheme-toggle"],
-        margin=(0, 10),
-    )
-
-
-def _who(user: str, admin: bool) -> pn.pane.HTML:
-    role = "admin" if admin else "user"
-    return pn.pane.HTML(
-        f"<span>{html.escape(user)} ({role}) · "
-        "<a href='./logout' style='color: white'>log out</a></span>",
-        styles={"color": "white", "margin-left": "auto"},
-        css_classes=["mixchat-who"],
-    )
+def _who(user: str | None, admin: bool) -> str:
+    """The header's "USER (role) · log out" (page.html): escaped here, the template does not."""
+    if not user:
+        return ""
+    return f"{html.escape(user)} ({'admin' if admin else 'user'})"
 
 
 def _register_session(owner: str, sidebar: SettingsPanel) -> None:

@@ -17,11 +17,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from panel.pane import HTML
 from panel.theme import Bootstrap
 from panel.theme.base import THEME_CSS, Inherit
 from panel.viewable import Viewable
 
-from mixchat.ui.render import ASSETS, ASSETS_ROUTE
+from mixchat.ui.render import APP_CSS, ASSETS, ASSETS_ROUTE
 
 SCHEME_CSS = ASSETS / "scheme.css"
 #: The stylesheet's URL, for the page and for each component's shadow root.
@@ -97,6 +98,7 @@ class SchemeDesign(Bootstrap):
     modifiers = {
         **Bootstrap.modifiers,
         Viewable: {"stylesheets": [Inherit, SCHEME_URL]},
+        HTML: {"stylesheets": [Inherit, APP_CSS]},  # hints, notices and errors (app.css)
     }
 
 

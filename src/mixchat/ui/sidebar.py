@@ -218,7 +218,8 @@ class SettingsPanel(param.Parameterized):
         return self._key is not None
 
     # -- layout
-    def model_section(self) -> pn.Column:
+    def model_section(self, *more: Any) -> pn.Column:
+        """The Model section: the catalog's models, then ``more`` (the preset picker)."""
         parts: list[Any] = [self.model, self.about]
         if self.base.allow_user_endpoints:
             parts += [
@@ -228,7 +229,7 @@ class SettingsPanel(param.Parameterized):
                 self.api_key,
                 self.key_status,
             ]
-        return pn.Column(*parts, sizing_mode="stretch_width")
+        return pn.Column(*parts, *more, sizing_mode="stretch_width")
 
     def sampling_section(self) -> pn.Column:
         return pn.Column(
