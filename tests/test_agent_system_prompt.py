@@ -83,10 +83,10 @@ async def test_agent_mode_in_the_chat_sends_the_system_prompt_and_fits_what_it_s
         models={"rec": {"backend": "recording-echo"}},
     )
     chat = ChatController(SettingsPanel(settings), StoreGateway(settings, "local"))
-    chat.sidebar.system_prompt.value = "Answer like a pirate."
+    chat.sidebar.system_prompt = "Answer like a pirate."
     for index in range(4):  # earlier turns, ~75 tokens each
         await _say(chat, " ".join(f"w{index}x{i}" for i in range(70)))
-    chat.sidebar.agent.value = True
+    chat.sidebar.agent = True
     await _say(chat, FINAL)
     assert chat.history.turns[-1].content == "Arr, 42."
     sent = RecordingEcho.requests[-1].messages
@@ -124,7 +124,7 @@ async def test_an_agent_reply_in_the_chat_keeps_its_last_calls_prompt_and_the_lo
         data_dir=tmp_path, echo_delay=0.0, models={"l": {"backend": "loading-echo"}}
     )
     chat = ChatController(SettingsPanel(settings), StoreGateway(settings, "local"))
-    chat.sidebar.agent.value = True
+    chat.sidebar.agent = True
     await _say(chat, FINAL)
     await chat.wait()
     turn = chat.history.turns[-1]

@@ -279,11 +279,33 @@ def test_sidebar_starts_from_the_tutorials_sampling_defaults(tmp_path: Path) -> 
         0.95,
         256,
     )
-    panel.temperature.value = 1.3
-    panel.max_tokens.value = 512
+    panel.temperature = 1.3
+    panel.max_tokens = 512
     assert panel.sampling().temperature == 1.3
     panel.reset_sampling()
     assert panel.sampling().temperature == 0.7 and panel.sampling().max_tokens == 256
+
+
+def test_the_generation_widgets_are_made_on_demand_and_follow_the_settings(
+    tmp_path: Path,
+) -> None:
+    catalog = {
+        "quick": {"backend": "echo", "name": "Quick echo", "max_tokens_limit": 64},
+        "long": {"backend": "echo", "name": "Long echo"},
+    }
+    panel = SettingsPanel(_settings(tmp_path, models=catalog))
+    section = panel.sampling_section()
+    prompt, temperature, max_tokens = section[0], section[1], section[4]
+    temperature.value = 1.1  # the user moves the slider
+    prompt.value = "Be brief."
+    assert panel.sampling().temperature == 1.1 and panel.settings().system_prompt == "Be brief."
+    panel.reset_sampling()  # the settings move the slider
+    assert temperature.value == 0.7
+    assert max_tokens.end == 64  # the quick entry's limit
+    panel.model.value = "long"
+    assert max_tokens.end == 4096 and max_tokens.value == 256
+    panel.set_sampling("temperature", 9)  # e.g. a saved conversation's: kept in range
+    assert temperature.value == 2.0
 
 
 def test_api_key_is_kept_on_the_server_and_cleared_from_the_widget(tmp_path: Path) -> None:
@@ -328,10 +350,10 @@ def test_a_session_picks_catalog_models_by_name_only(tmp_path: Path) -> None:
     }
     panel = SettingsPanel(_settings(tmp_path, models=catalog))
     assert panel.model.options == {"Quick echo": "quick", "Team GPU": "remote"}
-    assert panel.max_tokens.end == 64
-    panel.max_tokens.value = 64
+    assert panel.param.max_tokens.bounds[1] == 64
+    panel.max_tokens = 64
     panel.model.value = "remote"
-    assert panel.temperature.value == 0.2  # the entry's default sampling
+    assert panel.temperature == 0.2  # the entry's default sampling
     settings = panel.settings()
     assert (settings.backend, settings.model, settings.base_url) == (
         "openai",

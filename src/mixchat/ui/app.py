@@ -95,13 +95,14 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Page:
                 [
                     Section("Conversations", conversations.list_section(), open=True),
                     Section("Model", sidebar.model_section(*presets.pick_section()), open=True),
-                    Section(
-                        "Generation", pn.Column(sidebar.sampling_section(), presets.save_section())
+                    Section(  # the closed sections' widgets are made when first opened
+                        "Generation",
+                        lambda: pn.Column(sidebar.sampling_section(), presets.save_section()),
                     ),
-                    Section("Agent", sidebar.agent_section()),
-                    Section("Import a conversation", conversations.import_section()),
+                    Section("Agent", sidebar.agent_section),
+                    Section("Import a conversation", conversations.import_section),
                     Section("Your usage", usage.pane, on_toggle=usage.toggled),
-                    *([Section("Server status (admin)", status.layout())] if status else []),
+                    *([Section("Server status (admin)", status.layout)] if status else []),
                 ],
                 margin=(5, 0),
             )

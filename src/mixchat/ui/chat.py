@@ -327,7 +327,7 @@ class ChatController:
 
     async def _reply(self, versions: int = 0) -> None:
         settings = self.sidebar.settings()
-        agent = self.sidebar.agent.value
+        agent = self.sidebar.agent
         asked = self.history.turns[-1]  # the user's message it answers
         entry = self.transcript.append(
             "assistant",

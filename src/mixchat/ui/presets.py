@@ -40,26 +40,35 @@ class PresetsPanel:
             "of a message applies one too",
         )
         self.about = pn.pane.HTML("", css_classes=["mixchat-hint"], margin=(0, 10))
-        self.name = pn.widgets.TextInput(
-            name="Save these settings as a preset",
-            placeholder="a name, e.g. concise",
-            sizing_mode="stretch_width",
-        )
-        self.save = pn.widgets.Button(label="Save preset", icon="device-floppy", color="light")
-        self.delete = pn.widgets.Button(label="Delete preset", icon="trash", color="light")
-        self.notice = pn.pane.HTML("", css_classes=["mixchat-hint"], margin=(0, 10))
+        #: The save row's notice (its widgets are made when the Generation section opens).
+        self.notice: pn.pane.HTML | None = None
         self.pick.param.watch(self._picked, "value")
-        self.save.on_click(self._save_clicked)
-        self.delete.on_click(self._delete_clicked)
 
     # -- layout
     def pick_section(self) -> list[Any]:
         return [self.pick, self.about]
 
     def save_section(self) -> pn.Column:
-        return pn.Column(
-            self.name, pn.Row(self.save, self.delete), self.notice, sizing_mode="stretch_width"
+        """Save the sidebar's settings as a preset, or delete the picked one (made when the
+        Generation section first opens)."""
+        name = pn.widgets.TextInput(
+            name="Save these settings as a preset",
+            placeholder="a name, e.g. concise",
+            sizing_mode="stretch_width",
         )
+        save = pn.widgets.Button(label="Save preset", icon="device-floppy", color="light")
+        delete = pn.widgets.Button(label="Delete preset", icon="trash", color="light")
+        self.notice = pn.pane.HTML("", css_classes=["mixchat-hint"], margin=(0, 10))
+
+        async def saved(_: Any) -> None:
+            await self.save_current(name.value or "")
+
+        async def deleted(_: Any) -> None:
+            await self.delete_picked()
+
+        save.on_click(saved)
+        delete.on_click(deleted)
+        return pn.Column(name, pn.Row(save, delete), self.notice, sizing_mode="stretch_width")
 
     # -- the list
     def _options(self) -> dict[str, str]:
@@ -93,10 +102,9 @@ class PresetsPanel:
                 return None
             sidebar.model.value = preset.model
         if preset.system_prompt is not None:
-            sidebar.system_prompt.value = preset.system_prompt
+            sidebar.system_prompt = preset.system_prompt
         for field, value in preset.sampling().items():
-            widget = getattr(sidebar, field)
-            widget.value = min(max(value, widget.start), widget.end)
+            sidebar.set_sampling(field, value)
         self.about.object = html.escape(f"Preset {name}: {preset.summary()}")
         if self.pick.value != name:
             self.pick.value = name
@@ -128,10 +136,10 @@ class PresetsPanel:
     def current(self, name: str) -> Preset:
         """The sidebar's settings as a preset called ``name`` (ValueError if not a name)."""
         sidebar = self.sidebar
-        values = {field: getattr(sidebar, field).value for field in SAMPLING_FIELDS}
+        values = {field: getattr(sidebar, field) for field in SAMPLING_FIELDS}
         return Preset(
             name=name,
-            system_prompt=sidebar.system_prompt.value or "",
+            system_prompt=sidebar.system_prompt or "",
             model=sidebar.entry().name if sidebar.catalog.get(sidebar.model.value) else None,
             **values,
         )
@@ -171,14 +179,9 @@ class PresetsPanel:
         await self.refresh()
         self._say(f"Deleted preset {name}.")
 
-    async def _save_clicked(self, _: Any) -> None:
-        await self.save_current(self.name.value or "")
-
-    async def _delete_clicked(self, _: Any) -> None:
-        await self.delete_picked()
-
     def _say(self, text: str) -> None:
-        self.notice.object = html.escape(text)
+        if self.notice is not None:
+            self.notice.object = html.escape(text)
 
 
 _NAME_RULE = "A preset's name is letters, digits, - and _ (up to 40), with no spaces."

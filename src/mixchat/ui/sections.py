@@ -4,7 +4,8 @@ A ``pn.Card`` per section cost the page ~4 Bokeh models each (card, header row, 
 layout inside), and every model costs a new page ~3-5 ms of server CPU. Here the sections are
 one ``JSComponent`` drawing native ``<details>``/``<summary>`` elements (keyboard and screen
 reader support for free), and a section's body (Panel widgets) is added to the page only when
-the section is first opened: a page that nobody opens the Agent section of never builds it.
+the section is first opened (and, given a function, made then): a page that nobody opens the
+Agent section of never builds its widgets.
 """
 
 from __future__ import annotations
@@ -27,11 +28,19 @@ HERE = Path(__file__).parent
 
 @dataclass
 class Section:
-    """One section: its title, what it holds, whether it starts open, and who hears it
-    open (True) and close (False), e.g. a view that reads the store only while seen."""
+    """One section: its title, what it holds (or what makes it, when first opened), whether
+    it starts open, and who hears it open (True) and close (False), e.g. a view that reads the
+    store only while seen."""
 
     title: str
-    body: Viewable
+    body: Viewable | Callable[[], Viewable]
+
+    def made(self) -> Viewable:
+        """The body, made on first use when it is a function."""
+        if not isinstance(self.body, Viewable):
+            self.body = self.body()
+        return self.body
+
     open: bool = False
     on_toggle: Callable[[bool], Awaitable[None]] | None = None
 
@@ -55,7 +64,7 @@ class Sections(JSComponent):
             titles=[section.title for section in sections],
             open=[section.open for section in sections],
             loaded=shown,
-            bodies=[sections[index].body for index in shown],
+            bodies=[sections[index].made() for index in shown],
             **params,
         )
         self._shown = [section.open for section in sections]  # as last accepted
@@ -76,7 +85,7 @@ class Sections(JSComponent):
         if first:
             self.param.update(
                 loaded=[*self.loaded, *first],
-                bodies=[*self.bodies, *(self._sections[i].body for i in first)],
+                bodies=[*self.bodies, *(self._sections[i].made() for i in first)],
             )
         for index in changed:
             hook = self._sections[index].on_toggle

@@ -33,7 +33,24 @@ _SLIDER_MAX_TOKENS = 4096
 
 
 class SettingsPanel(param.Parameterized):
-    """Widgets for one session's settings, starting from the catalog's first model."""
+    """One session's settings, starting from the catalog's first model.
+
+    The settings are parameters; their widgets are made only when their section is first
+    opened (``sampling_section``, ``agent_section``): most pages never open those sections, and
+    each widget costs a new page server time.
+    """
+
+    #: A parameter's doc is its widget's tooltip: written for the user.
+    system_prompt = param.String(
+        default="", doc="Sent before the conversation with every message; saved with it."
+    )
+    temperature = param.Number(default=0.7, bounds=(0.0, 2.0), step=0.05)
+    top_p = param.Number(default=0.95, bounds=(0.05, 1.0), step=0.01)
+    top_k = param.Integer(default=50, bounds=(0, 200))
+    max_tokens = param.Integer(default=256, bounds=(16, _SLIDER_MAX_TOKENS), step=16)
+    repetition_penalty = param.Number(default=1.0, bounds=(0.5, 2.0), step=0.05)
+    agent = param.Boolean(default=False, doc="The model may use tools, step by step.")
+    tools = param.ListSelector(default=[], objects=[], doc="The tools the agent may use.")
 
     def __init__(self, settings: Settings, catalog: Catalog | None = None, **params: Any) -> None:
         super().__init__(**params)
@@ -70,34 +87,10 @@ class SettingsPanel(param.Parameterized):
             label="Your API key", placeholder="paste a key", sizing_mode="stretch_width"
         )
         self.key_status = pn.pane.HTML("", css_classes=["mixchat-hint"], margin=(0, 10))
-        self.system_prompt = pn.widgets.TextAreaInput(
-            label="System prompt",
-            value=settings.system_prompt,
-            auto_grow=True,
-            max_rows=8,
-            placeholder="e.g. You are a concise assistant.",
-            sizing_mode="stretch_width",
-        )
-        self.temperature = pn.widgets.FloatSlider(
-            label="Temperature", start=0.0, end=2.0, step=0.05
-        )
-        self.top_p = pn.widgets.FloatSlider(label="Top p", start=0.05, end=1.0, step=0.01)
-        self.top_k = pn.widgets.IntSlider(label="Top k (0: off)", start=0, end=200, step=1)
-        self.max_tokens = pn.widgets.IntSlider(
-            label="Max new tokens", start=16, end=_SLIDER_MAX_TOKENS, step=16
-        )
-        self.repetition_penalty = pn.widgets.FloatSlider(
-            label="Repetition penalty", start=0.5, end=2.0, step=0.05
-        )
-        self.reset = pn.widgets.Button(
-            label="Reset to defaults", icon="restore", color="light", sizing_mode="stretch_width"
-        )
-        self.agent = pn.widgets.Switch(label="Agent mode", value=False, margin=(8, 10))
-        self.tools = pn.widgets.CheckBoxGroup(
-            label="Tools", options=list(self._tools), value=list(self._tools), inline=True
-        )
+        self.system_prompt = settings.system_prompt
+        self.param.tools.objects = list(self._tools)
+        self.tools = list(self._tools)
         self._model_changed()
-        self.reset.on_click(lambda _: self.reset_sampling())
         self.api_key.param.watch(self._take_key, "value")
         self.model.param.watch(self._model_changed, "value")
         self.endpoint_kind.param.watch(self._endpoint_changed, "value")
@@ -119,20 +112,20 @@ class SettingsPanel(param.Parameterized):
     def settings(self) -> Settings:
         """The chosen entry's settings with this session's system prompt and sampling."""
         return self.entry().for_request(
-            self.system_prompt.value or "", {name: getattr(self, name).value for name in _SAMPLING}
+            self.system_prompt or "", {name: getattr(self, name) for name in _SAMPLING}
         )
 
     def sampling(self) -> SamplingParams:
         return self.settings().sampling()
 
     def selected_tools(self) -> list[Tool]:
-        return [self._tools[name] for name in self.tools.value if name in self._tools]
+        return [self._tools[name] for name in self.tools if name in self._tools]
 
     def snapshot(self) -> dict[str, Any]:
         """The settings a conversation is saved with (no secrets, no URL)."""
-        return {name: getattr(self, name).value for name in _SAMPLING} | {
-            "agent": self.agent.value,
-            "tools": list(self.tools.value),
+        return {name: getattr(self, name) for name in _SAMPLING} | {
+            "agent": self.agent,
+            "tools": list(self.tools),
             "model_entry": self.entry().name,
         }
 
@@ -143,29 +136,36 @@ class SettingsPanel(param.Parameterized):
         the current one stays)."""
         if self.catalog.get(saved.get("model_entry")) is not None:
             self.model.value = saved["model_entry"]
-        self.system_prompt.value = system_prompt
+        self.system_prompt = system_prompt
         for name in _SAMPLING:
             if isinstance(saved.get(name), int | float):
-                widget = getattr(self, name)
-                widget.value = min(max(saved[name], widget.start), widget.end)
+                self.set_sampling(name, saved[name])
         if "agent" in saved:
-            self.agent.value = bool(saved["agent"])
+            self.agent = bool(saved["agent"])
         if "tools" in saved:
-            self.tools.value = [t for t in saved["tools"] if t in self._tools]
+            self.tools = [t for t in saved["tools"] if t in self._tools]
 
     def reset_sampling(self) -> None:
         """The chosen model's defaults (the original tutorial's chat settings unless the
         operator set others)."""
         defaults = self.entry().settings
         for name in _SAMPLING:
-            widget = getattr(self, name)
-            widget.value = min(max(getattr(defaults, name), widget.start), widget.end)
+            self.set_sampling(name, getattr(defaults, name))
+
+    def set_sampling(self, name: str, value: float) -> None:
+        """Set one sampling setting, kept within its slider's range."""
+        low, high = self.param[name].bounds
+        clamped = min(max(value, low), high)
+        setattr(
+            self, name, int(clamped) if isinstance(self.param[name], param.Integer) else clamped
+        )
 
     # -- choosing a model
     def _model_changed(self, *_: Any) -> None:
         entry = self._describe()
         cap = entry.max_tokens_cap(self.base.limits.max_tokens)
-        self.max_tokens.end = max(self.max_tokens.start, min(_SLIDER_MAX_TOKENS, cap))
+        low = self.param.max_tokens.bounds[0]
+        self.param.max_tokens.bounds = (low, max(low, min(_SLIDER_MAX_TOKENS, cap)))
         self.reset_sampling()
 
     def _describe(self) -> CatalogEntry:
@@ -232,26 +232,42 @@ class SettingsPanel(param.Parameterized):
         return pn.Column(*parts, *more, sizing_mode="stretch_width")
 
     def sampling_section(self) -> pn.Column:
+        """The Generation section's widgets (made now: see the class docstring)."""
+        reset = pn.widgets.Button(
+            label="Reset to defaults", icon="restore", color="light", sizing_mode="stretch_width"
+        )
+        reset.on_click(lambda _: self.reset_sampling())
+        slider = {"sizing_mode": "stretch_width"}
         return pn.Column(
-            self.system_prompt,
-            self.temperature,
-            self.top_p,
-            self.top_k,
-            self.max_tokens,
-            self.repetition_penalty,
-            self.reset,
+            pn.widgets.TextAreaInput.from_param(
+                self.param.system_prompt,
+                name="System prompt",
+                auto_grow=True,
+                max_rows=8,
+                placeholder="e.g. You are a concise assistant.",
+                sizing_mode="stretch_width",
+            ),
+            pn.widgets.FloatSlider.from_param(self.param.temperature, name="Temperature", **slider),
+            pn.widgets.FloatSlider.from_param(self.param.top_p, name="Top p", **slider),
+            pn.widgets.IntSlider.from_param(self.param.top_k, name="Top k (0: off)", **slider),
+            pn.widgets.IntSlider.from_param(self.param.max_tokens, name="Max new tokens", **slider),
+            pn.widgets.FloatSlider.from_param(
+                self.param.repetition_penalty, name="Repetition penalty", **slider
+            ),
+            reset,
             sizing_mode="stretch_width",
         )
 
     def agent_section(self) -> pn.Column:
+        """The Agent section's widgets (made now: see the class docstring)."""
         return pn.Column(
-            self.agent,
+            pn.widgets.Switch.from_param(self.param.agent, name="Agent mode", margin=(8, 10)),
             pn.pane.HTML(
                 "The model may use tools, step by step.",
                 css_classes=["mixchat-hint"],
                 margin=(0, 10),
             ),
-            self.tools,
+            pn.widgets.CheckBoxGroup.from_param(self.param.tools, name="Tools", inline=True),
             sizing_mode="stretch_width",
         )
 
