@@ -79,6 +79,7 @@ def _type_everywhere(session: Session, value: str) -> int:
     page = session.page
     fields = page.locator(
         "input[type=text]:visible, input[type=password]:visible, input:not([type]):visible, "
+        "input[type=search]:visible, "  # the conversation list's search box
         "textarea:visible:not([placeholder^='Message the model'])"
     )
     count = fields.count()
@@ -97,7 +98,7 @@ _REWRITE_BOKEH = """value => {
   let changed = 0;
   for (const doc of window.Bokeh.documents) {
     for (const model of doc._all_models.values()) {
-      for (const name of ["value", "value_input"]) {
+      for (const name of ["value", "value_input", "query"]) {  // query: the list's search
         try {
           const old = model[name];
           if (name in model.properties && (typeof old === "string" || old == null)) {

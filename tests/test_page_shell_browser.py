@@ -386,9 +386,9 @@ def test_the_keyboard_focus_a_new_chat_shortcut_esc_and_switch_labels(session: S
     assert 0 < len(session.replies()[-1].split()) < 3000
     page.keyboard.press("Control+Shift+O")  # a new chat, as in ChatGPT
     _wait_until(session, lambda: session.replies() == [] and _address(session) is None)
-    new_chat = page.locator("button", has_text="New chat").first
-    new_chat.hover()
-    page.get_by_text("New chat (Ctrl+Shift+O)").wait_for()  # the shortcut is on its tooltip
+    new_chat = page.get_by_role("button", name="New chat", exact=True)
+    assert new_chat.get_attribute("title") == "New chat (Ctrl+Shift+O)"  # its tooltip says so
+    assert "Control+Shift+O" in (new_chat.get_attribute("aria-keyshortcuts") or "").split()
     agent = page.locator("summary", has_text="Agent")
     agent.focus()
     page.keyboard.press("Enter")  # a sidebar section opens from the keyboard...
@@ -401,6 +401,43 @@ def test_the_keyboard_focus_a_new_chat_shortcut_esc_and_switch_labels(session: S
     _wait_until(session, lambda: switch.get_attribute("aria-checked") == "true")
     page.get_by_text("Agent mode", exact=True).click()
     _wait_until(session, lambda: switch.get_attribute("aria-checked") == "false")
+
+
+def test_the_search_box_filters_the_list_and_new_chat_starts_one(session: Session) -> None:
+    page = session.page
+    for words in ("search the walrus tusk", "search the narwhal horn", "search the orca fin"):
+        session.send(words)
+        _item(session, words).wait_for()
+        session.wait_for_replies(1)
+        _new_chat(session)
+        _wait_until(session, lambda: session.replies() == [] and _address(session) is None)
+    assert _titles(session)[:3] == [
+        "search the orca fin",
+        "search the narwhal horn",
+        "search the walrus tusk",
+    ]
+    search = page.get_by_role("searchbox", name="Search conversations")
+    assert search.get_attribute("placeholder") == "Search conversations…"
+    search.press_sequentially("narwhal", delay=30)  # one query a moment after the last key
+    _wait_until(session, lambda: _titles(session) == ["search the narwhal horn"])
+    search.fill("no such animal")
+    page.locator(".mixchat-hint", has_text="No conversation matches.").wait_for()
+    assert _titles(session) == []
+    search.fill("")
+    _wait_until(session, lambda: len(_titles(session)) >= 3)
+    assert page.locator(".mixchat-hint", has_text="No conversation matches.").count() == 0
+    # New chat: the open conversation is left, the list stays, the address is the plain page
+    _item(session, "search the walrus tusk").locator(".mx-conv-open").click()
+    _wait_until(session, lambda: session.replies() == ["search the walrus tusk"])
+    walrus = _address(session)
+    assert walrus is not None
+    page.get_by_role("button", name="New chat", exact=True).click()
+    _wait_until(session, lambda: session.replies() == [] and _address(session) is None)
+    assert page.locator(".mx-conv-current").count() == 0
+    assert "search the walrus tusk" in _titles(session)
+    page.go_back()  # Back returns to the conversation before
+    _wait_until(session, lambda: session.replies() == ["search the walrus tusk"])
+    session.screenshot("conversations-search")
 
 
 def _log_in(browser: Browser, url: str, user: str, password: str) -> Session:

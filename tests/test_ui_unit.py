@@ -633,11 +633,15 @@ async def test_conversations_list_search_rename_and_delete(tmp_path: Path) -> No
     await panel.refresh()
     assert panel.titles == ["about dogs", "about cats"]  # newest first
     assert panel.items.current == dogs
-    panel.search.value_input = "cat"
-    await panel.refresh()
+    panel.items.query = "cat"  # the search box (the browser sets it as the user types)
+    await panel.wait()
     assert panel.titles == ["about cats"]
-    panel.search.value_input = ""
-    await panel.refresh()
+    panel.items.query = "nothing like it"
+    await panel.wait()
+    assert panel.titles == [] and panel.items.notice == "No conversation matches."
+    panel.items.query = ""
+    await panel.wait()
+    assert panel.items.notice == "" and len(panel.titles) == 2
     panel.items._handle_msg({"type": "rename", "id": cats, "title": "Cats, renamed"})
     await panel.wait()
     assert panel.titles == ["Cats, renamed", "about dogs"]  # any item, not only the open one
@@ -713,8 +717,29 @@ async def test_export_and_import_round_trip(tmp_path: Path) -> None:
     assert [t.content for t in chat.history.turns] == ["export me", "export me"]
     assert len(panel.titles) == 2
     await panel.import_file(b"not json")
-    assert "not a JSON export" in panel.notice.object
+    assert "not a JSON export" in panel.items.notice and panel.items.notice_error
     assert json.loads(exported)
+
+
+async def test_the_conversation_notice_is_text_and_history_off_disables_the_search(
+    tmp_path: Path,
+) -> None:
+    from mixchat.ui.conversation_list import HERE
+
+    chat = _controller(_settings(tmp_path))
+    panel = _panel(chat)
+    await panel.refresh()
+    assert panel.items.notice == "No conversations yet." and not panel.items.notice_error
+    chat.gateway.error = "<b>locked</b> <img src=x onerror=alert(1)>"  # history is off
+    await panel.refresh()
+    # the markup is the notice's text, as it was written (not escaped: the browser shows it
+    # with textContent, so it is never parsed as HTML)
+    assert panel.items.notice == "History is off: <b>locked</b> <img src=x onerror=alert(1)>"
+    assert panel.items.notice_error and panel.items.disabled and panel.importer.disabled
+    script = (HERE / "conversation_list.js").read_text(encoding="utf-8")
+    assert "innerHTML" not in script and "insertAdjacentHTML" not in script
+    panel.items.say("")
+    assert panel.items.notice == "" and not panel.items.notice_error
 
 
 def test_an_attachment_over_the_limit_is_refused_before_it_is_decoded() -> None:

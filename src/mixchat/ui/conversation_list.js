@@ -1,11 +1,17 @@
-// The sidebar's conversation list as one browser component (see conversation_list.py).
+// The sidebar's Conversations card as one browser component (see conversation_list.py): the
+// New chat button, the search box, the list and a notice line under it.
 //
 // The server sends the list as one parameter, `items` ([id, title, detail] each), and which one
 // is open, `current`. Each item has a menu (rename, export, delete); the browser asks, the
-// server acts. The page's address follows the open conversation (?c=ID): the server says when
-// ("address" messages), Back and Forward ask the server to open what the address names.
+// server acts. The search box sets `query` (a moment after the last key); the server filters
+// `items`. `notice` is shown as text (`notice_error`: as an error); `disabled` (history is
+// off) disables the search. The page's address follows the open conversation (?c=ID): the
+// server says when ("address" messages), Back and Forward ask the server to open what the
+// address names.
 
 const PARAM = "c"
+const SEARCH_DELAY_MS = 150 // typing: one query a moment after the last key, not one per key
+const SVG = "http://www.w3.org/2000/svg"
 
 function el(tag, cls, text) {
   const node = document.createElement(tag)
@@ -39,6 +45,20 @@ function download(name, mime, text) {
   setTimeout(() => URL.revokeObjectURL(url), 10_000)
 }
 
+// Tabler's "plus", as the Panel button had.
+function plus() {
+  const icon = document.createElementNS(SVG, "svg")
+  icon.setAttribute("class", "mx-conv-plus")
+  icon.setAttribute("viewBox", "0 0 24 24")
+  icon.setAttribute("aria-hidden", "true")
+  for (const d of ["M12 5l0 14", "M5 12l14 0"]) {
+    const path = document.createElementNS(SVG, "path")
+    path.setAttribute("d", d)
+    icon.append(path)
+  }
+  return icon
+}
+
 // On a phone the sidebar is a drawer (assets/page.js): picking a conversation closes it.
 function closeDrawer() {
   if (typeof window.mixchatCloseDrawer === "function") window.mixchatCloseDrawer()
@@ -47,13 +67,56 @@ function closeDrawer() {
 class ConversationList {
   constructor(model, root) {
     this.model = model
+    this.newChat = button(" New chat", "mx-conv-new", "New chat (Ctrl+Shift+O)")
+    this.newChat.prepend(plus())
+    this.newChat.setAttribute("aria-keyshortcuts", "Control+Shift+O Meta+Shift+O")
+    this.newChat.addEventListener("click", () => this.send("new"))
+    this.search = el("input", "mx-conv-search")
+    this.search.type = "search"
+    this.search.placeholder = "Search conversations…"
+    this.search.setAttribute("aria-label", "Search conversations")
+    this.search.autocomplete = "off"
+    this.search.value = model.query || ""
+    this.typing = null // the timer of a query not sent yet
+    this.search.addEventListener("input", () => this.typed())
     this.root = el("nav", "mx-convs")
     this.root.setAttribute("aria-label", "Conversations")
     this.list = el("ul", "mx-conv-list")
     this.root.append(this.list)
-    root.replaceChildren(this.root)
+    this.notice = el("div", "mixchat-hint mx-conv-notice")
+    this.notice.setAttribute("role", "status")
+    const tools = el("div", "mx-conv-tools")
+    tools.append(this.newChat, this.search)
+    root.replaceChildren(tools, this.root, this.notice)
     this.open = null // the item whose menu is open
     this.draw()
+    this.showQuery()
+    this.showNotice()
+    this.showDisabled()
+  }
+
+  typed() {
+    clearTimeout(this.typing)
+    this.typing = setTimeout(() => {
+      this.typing = null
+      if (this.model.query !== this.search.value) this.model.query = this.search.value
+    }, SEARCH_DELAY_MS)
+  }
+
+  showQuery() { // the server changed it; not while a query is being typed
+    const query = this.model.query || ""
+    if (this.typing === null && this.search.value !== query) this.search.value = query
+  }
+
+  showNotice() { // text, never markup
+    const text = this.model.notice || ""
+    const line = el("span", this.model.notice_error ? "mixchat-error" : "", text)
+    this.notice.replaceChildren(...(text ? [line] : []))
+    this.notice.hidden = !text
+  }
+
+  showDisabled() {
+    this.search.disabled = Boolean(this.model.disabled)
   }
 
   send(type, fields = {}) {
@@ -168,6 +231,9 @@ export function render({ model, el: root }) {
   const list = new ConversationList(model, root)
   model.on("items", () => list.draw())
   model.on("current", () => list.highlight())
+  model.on("query", () => list.showQuery())
+  model.on(["notice", "notice_error"], () => list.showNotice())
+  model.on("disabled", () => list.showDisabled())
   model.on("msg:custom", (message) => list.handle(message))
   const outside = (event) => {
     if (list.open && !event.composedPath().includes(list.open.row)) list.closeMenu()
@@ -183,6 +249,7 @@ export function render({ model, el: root }) {
   document.addEventListener("keydown", key)
   window.addEventListener("popstate", moved)
   model.on("remove", () => {
+    clearTimeout(list.typing)
     document.removeEventListener("click", outside)
     document.removeEventListener("keydown", key)
     window.removeEventListener("popstate", moved)

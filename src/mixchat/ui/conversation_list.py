@@ -1,9 +1,13 @@
-"""The conversation list as one browser component: every item, its menu, and the page address.
+"""The sidebar's Conversations card as one browser component: the New chat button, the search
+box, every item and its menu, a notice line, and the page address.
 
-One ``JSComponent`` draws the whole list (``items``, one parameter) instead of a Panel button
-per conversation, so a long list costs the page one model. Each item has a menu: rename
-(Enter saves), export Markdown or JSON (the file is sent back and saved by the browser), and
-delete (a second click confirms). The browser asks (``open``, ``rename``, ``delete``,
+One ``JSComponent`` draws it all (``items``, one parameter) instead of a Panel button per
+conversation and a Panel widget for the button, the search and the notice, so the card costs
+the page one Bokeh model. The search box sets ``query`` (debounced in the browser); the
+notice (``notice``, ``notice_error``) is shown as text, never as HTML; ``disabled`` (history
+is off) disables the search. Each item has a menu: rename (Enter saves), export Markdown or
+JSON (the file is sent back and saved by the browser), and delete (a second click confirms).
+The browser asks (``open``, ``rename``, ``delete``,
 ``export``, ``new``, ``address``); :class:`~mixchat.ui.conversations.ConversationsPanel` acts.
 
 The page's address names the open conversation (``?c=ID``): :meth:`ConversationList.address`
@@ -37,6 +41,10 @@ class ConversationList(JSComponent):
 
     items = param.List(default=[], doc="[id, title, detail] per conversation, newest first")
     current = param.String(default="", doc="the open conversation's id ('' for a new chat)")
+    query = param.String(default="", doc="the search box's text (set by the browser)")
+    notice = param.String(default="", doc="the line under the list, shown as text")
+    notice_error = param.Boolean(default=False, doc="show the notice as an error")
+    disabled = param.Boolean(default=False, doc="history is off: no search")
 
     _esm: ClassVar[Path] = HERE / "conversation_list.js"
     _stylesheets: ClassVar[list[str]] = [f"/{ASSETS_ROUTE}/conversations.css"]
@@ -45,6 +53,10 @@ class ConversationList(JSComponent):
         params.setdefault("sizing_mode", "stretch_width")
         super().__init__(**params)
         self.on_action: ActionHandler | None = None
+
+    def say(self, text: str, *, error: bool = False) -> None:
+        """Show ``text`` (plain text, not HTML) under the list; ``''`` clears it."""
+        self.param.update(notice=text, notice_error=error and bool(text))
 
     def address(self, conversation_id: str | None, *, push: bool) -> None:
         """Show ``conversation_id`` in the page's address (none: the plain page)."""

@@ -1,5 +1,9 @@
 """The conversation list in the sidebar: search, open, new, and each item's menu (rename,
-delete, export), import; the page's address names the open conversation (``?c=ID``)."""
+delete, export), import; the page's address names the open conversation (``?c=ID``).
+
+The button, the search box, the list and its notice line are one browser component
+(:class:`~mixchat.ui.conversation_list.ConversationList`); import is a Panel ``FileInput`` in
+a card of its own, whose errors show on the list's notice line."""
 
 from __future__ import annotations
 
@@ -14,7 +18,6 @@ import panel as pn
 
 from mixchat.store import ConversationSummary, StoreError
 from mixchat.ui.conversation_list import ConversationList
-from mixchat.ui.render import text_html
 from mixchat.ui.storage import StoreGateway
 
 log = logging.getLogger(__name__)
@@ -52,33 +55,21 @@ class ConversationsPanel:
         self._say = say or (lambda text: None)
         self._forget = forget or (lambda: None)
         self._tasks: set[asyncio.Future[None]] = set()
-        self.search = pn.widgets.TextInput(
-            placeholder="Search conversations…", sizing_mode="stretch_width"
-        )
-        self.new = pn.widgets.Button(
-            label="New chat",
-            icon="plus",
-            color="primary",
-            sizing_mode="stretch_width",
-            description="New chat (Ctrl+Shift+O)",
-        )
+        # the New chat button, the search box and the notice line are the list's own
         self.items = ConversationList(margin=0)
         self.items.on_action = self._action
         self.importer = pn.widgets.FileInput(
             accept=".json", multiple=False, sizing_mode="stretch_width"
         )
-        self.notice = pn.pane.HTML("", css_classes=["mixchat-hint"], margin=(0, 10))
-        self.search.param.watch(self._searched, "value_input")
-        self.new.on_click(self._new_clicked)
+        self.items.param.watch(self._searched, "query")
         self.importer.param.watch(self._imported, "value")
         gateway.on_created = self._created
         gateway.on_emptied = self._emptied
 
     # -- layout
-    def list_section(self) -> pn.Column:
-        return pn.Column(
-            self.new, self.search, self.items, self.notice, sizing_mode="stretch_width"
-        )
+    def list_section(self) -> ConversationList:
+        """New chat, the search box, the list and its notice line: one component."""
+        return self.items
 
     def import_section(self) -> pn.Column:
         return pn.Column(
@@ -93,24 +84,28 @@ class ConversationsPanel:
         """The titles shown, in order (for tests)."""
         return [item[1] for item in self.items.items]
 
+    @property
+    def query(self) -> str:
+        """What the search box says."""
+        return self.items.query.strip()
+
     async def refresh(self) -> None:
         """Reload the list (newest first), filtered by the search box."""
         if not self.gateway.enabled:
             self._show_disabled()
             return
-        found = await self.gateway.list_conversations(self.search.value_input or None)
+        query = self.query
+        found = await self.gateway.list_conversations(query or None)
         if found is None:
             self._show_disabled()
             return
+        if query != self.query:  # typed on meanwhile: the newer search shows its own
+            return
         self._show([_item(summary) for summary in found])
         if not found:
-            self.notice.object = (
-                "No conversations yet."
-                if not self.search.value_input
-                else "No conversation matches."
-            )
+            self.items.say("No conversation matches." if query else "No conversations yet.")
         else:
-            self.notice.object = ""
+            self.items.say("")
 
     def _show(self, items: list[list[str]], current: str | None = None) -> None:
         """Send the list and the open id, each only when it changed."""
@@ -126,7 +121,7 @@ class ConversationsPanel:
         Saving moves a conversation to the top; when it is there already (the usual case
         while chatting) the list cannot have changed, so no store query and no page update.
         """
-        unfiltered = not self.search.value_input
+        unfiltered = not self.query
         items = self.items.items
         if unfiltered and items and items[0][0] == conversation_id:
             self._show(items)
@@ -135,12 +130,12 @@ class ConversationsPanel:
 
     def _show_disabled(self) -> None:
         self.items.items = []
-        self.notice.object = text_html(f"History is off: {self.gateway.error}", "mixchat-error")
-        for widget in (self.search, self.importer):
-            widget.disabled = True
+        self.items.say(f"History is off: {self.gateway.error}", error=True)
+        self.items.disabled = True
+        self.importer.disabled = True
 
-    async def _searched(self, _: Any) -> None:
-        await self.refresh()
+    def _searched(self, _: Any) -> None:
+        self._spawn(self.refresh())  # the search box changed (see wait)
 
     # -- the page address
     async def open_address(self, conversation_id: str) -> None:
@@ -155,9 +150,9 @@ class ConversationsPanel:
     def _created(self, summary: ConversationSummary) -> None:
         """The chat's first message made a conversation: list it and give the page its address."""
         self.items.address(summary.id, push=False)
-        if self.search.value_input:  # a filtered list: it shows up when the search is cleared
+        if self.query:  # a filtered list: it shows up when the search is cleared
             return
-        self.notice.object = ""
+        self.items.say("")
         self._show([_item(summary), *self.items.items], current=summary.id)
 
     def _emptied(self, conversation_id: str) -> None:
@@ -248,7 +243,7 @@ class ConversationsPanel:
                 text = await asyncio.to_thread(self.gateway.export_markdown, conversation_id)
                 self.items.file(_file_name(title, ".md"), "text/markdown", text)
         except StoreError as error:
-            self.notice.object = text_html(f"Cannot export it: {error}", "mixchat-error")
+            self.items.say(f"Cannot export it: {error}", error=True)
 
     async def _imported(self, event: Any) -> None:
         if event.new:
@@ -260,10 +255,10 @@ class ConversationsPanel:
             data = json.loads(content)
             new_id = await self.gateway.import_json(data)
         except (ValueError, UnicodeDecodeError):
-            self.notice.object = text_html("That file is not a JSON export.", "mixchat-error")
+            self.items.say("That file is not a JSON export.", error=True)
             return
         except StoreError as error:
-            self.notice.object = text_html(str(error), "mixchat-error")
+            self.items.say(str(error), error=True)
             return
         await self.open(new_id)
 
