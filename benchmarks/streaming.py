@@ -1,17 +1,19 @@
 """1. Streaming overhead: raw llama-cpp-python, mixchat's backend, the web path, and the API.
 
-The four generate the same greedy reply from the same prompt ids, interleaved repetition by
-repetition (raw, backend, web, api) so that a noisy neighbour slows all three alike. Each path's
-prompt is already in its model's KV cache (every path repeats the same prompt), so the time to
-first token is mostly the path's own overhead. Raw is the tutorials' loop: ``create_completion``
-with ``stream=True`` in the calling thread; the backend is ``LlamaCppBackend.stream``; the web
-path is a browser tab sending the prompt to ``mixchat serve`` (timed at the websocket frames);
-the API path is the ``openai`` SDK streaming ``/v1/chat/completions`` from the same server.
+The four stream greedy replies to prompts of one length, interleaved repetition by repetition
+(raw, backend, web, api, with a rest between) so that a noisy neighbour slows all four alike.
+Every run is a new conversation (its number leads the prompt: see :func:`prompt`), so each
+path's first token includes the same prompt evaluation and the difference is the path's own
+overhead. Raw is the tutorials' loop: ``create_completion`` with ``stream=True`` in the calling
+thread; the backend is ``LlamaCppBackend.stream``; the web path is a browser tab sending the
+prompt to ``mixchat serve`` (timed at the websocket frames); the API path is the ``openai`` SDK
+streaming ``/v1/chat/completions`` from the same server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 from dataclasses import dataclass
 
@@ -23,7 +25,27 @@ from web import Chromium, Server, cpu_seconds
 from mixchat.backends import ChatRequest, TextDelta
 from mixchat.backends.llamacpp import LlamaCppBackend
 
-MESSAGES = [{"role": "user", "content": LONG_PROMPT}]
+_runs = itertools.count(10)
+
+
+def prompt() -> str:
+    """The prompt with this run's number first (10, 11, ...: the same length each time).
+
+    Every run starts a new conversation, as a new tab does: the model's KV cache holds no
+    prefix of it, so each path's first token includes the same prompt evaluation. With one
+    repeated prompt, the cache decided instead: the embedded Gemma's sliding-window cache keeps
+    a whole prefix one time and starts afresh the next (3 ms or 50 ms to the same first
+    token), and a path came second to another prompt or reply (the web's, sampled) by chance.
+    """
+    return f"Request {next(_runs)}. {LONG_PROMPT}"
+
+
+def messages() -> list[dict[str, str]]:
+    return [{"role": "user", "content": prompt()}]
+#: Seconds between two paths, so that each starts on a machine at rest: a closed tab's teardown
+#: (in the browser and the server) and the store writes after a web reply would otherwise land in
+#: the next path's first token (on 2 cores, the API's first chunk came ~100 ms late behind them).
+REST = 0.5
 
 
 @dataclass
@@ -69,7 +91,7 @@ class Tally:
 
 def raw(backend: LlamaCppBackend, cfg: Config) -> Run:
     """The tutorials' way, on the same ``Llama`` and prompt ids as the backend."""
-    llm, tokens = backend._llm, backend.prompt_tokens(MESSAGES)
+    llm, tokens = backend._llm, backend.prompt_tokens(messages())
     tally = Tally()
     for chunk in llm.create_completion(
         tokens,
@@ -84,7 +106,7 @@ def raw(backend: LlamaCppBackend, cfg: Config) -> Run:
 
 
 async def through_backend(backend: LlamaCppBackend, cfg: Config) -> Run:
-    request = ChatRequest(MESSAGES, params=cfg.sampling(cfg.reply_tokens))
+    request = ChatRequest(messages(), params=cfg.sampling(cfg.reply_tokens))
     tally = Tally()
     async for event in backend.stream(request):
         if isinstance(event, TextDelta):
@@ -102,7 +124,7 @@ async def through_api(client: openai.AsyncOpenAI, model: str, cfg: Config) -> Ru
     tally = Tally()
     stream = await client.chat.completions.create(
         model=model,
-        messages=MESSAGES,  # type: ignore[arg-type]
+        messages=messages(),  # type: ignore[arg-type]
         max_tokens=cfg.reply_tokens,
         temperature=0.0,
         seed=cfg.settings().seed,
@@ -116,10 +138,11 @@ async def through_api(client: openai.AsyncOpenAI, model: str, cfg: Config) -> Ru
 async def through_web(browser: Chromium, server: Server) -> Run:
     """A new tab (so the conversation is this one message), the prompt typed and sent."""
     page, _ = await browser.open_chat(server.url)
+    await asyncio.sleep(REST)  # as a user types: the new page's own loading is over
     me, serving = psutil.Process(), psutil.Process(server.process.pid)
     before = cpu_seconds(serving), cpu_seconds(me, "chrom")
     try:
-        reply = await page.send(LONG_PROMPT)
+        reply = await page.send(prompt())
         after = cpu_seconds(serving), cpu_seconds(me, "chrom")  # before the tab's process exits
     finally:
         await page.page.close()
@@ -146,10 +169,13 @@ async def run(cfg: Config, backend: LlamaCppBackend, browser: Chromium, server: 
         await through_api(client, model, cfg)  # warm-up: the client's connection
         for _ in range(cfg.repetitions):
             runs["raw"].append(raw(backend, cfg))
+            await asyncio.sleep(REST)
             runs["backend"].append(await through_backend(backend, cfg))
+            await asyncio.sleep(REST)
             runs["web"].append(await through_web(browser, server))
+            await asyncio.sleep(REST)
             runs["api"].append(await through_api(client, model, cfg))
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(REST)
     speed = {path: median(run.tokens_per_second for run in found) for path, found in runs.items()}
     first = {path: median(run.first_token for run in found) for path, found in runs.items()}
     steady = {
