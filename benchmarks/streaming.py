@@ -42,6 +42,8 @@ def prompt() -> str:
 
 def messages() -> list[dict[str, str]]:
     return [{"role": "user", "content": prompt()}]
+
+
 #: Seconds between two paths, so that each starts on a machine at rest: a closed tab's teardown
 #: (in the browser and the server) and the store writes after a web reply would otherwise land in
 #: the next path's first token (on 2 cores, the API's first chunk came ~100 ms late behind them).
