@@ -409,7 +409,8 @@ def test_agent_steps_and_tooltips_are_readable_in_the_dark_scheme(
             assert _luminance(ground) < 0.06, ground  # a dark card, not a light box
             assert _contrast(text, ground) >= 4.5, (text, ground)
         session.screenshot("dark-agent-steps")
-        page.locator(".bk-description").first.hover()  # the Model card's preset: its "?"
+        page.get_by_text("Generation", exact=True).first.click()
+        page.locator(".bk-description").first.hover()  # the system prompt's "?"
         page.locator(".bk-Tooltip").first.wait_for()
         (text, ground), *_ = page.evaluate(_READABLE, ".bk-tooltip-content")
         assert _luminance(ground) < 0.06 and _contrast(text, ground) >= 4.5, (text, ground)

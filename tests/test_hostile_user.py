@@ -98,7 +98,8 @@ _REWRITE_BOKEH = """value => {
   let changed = 0;
   for (const doc of window.Bokeh.documents) {
     for (const model of doc._all_models.values()) {
-      for (const name of ["value", "value_input", "query"]) {  // query: the list's search
+      // query: the list's search; model, preset: the Model section's choices
+      for (const name of ["value", "value_input", "query", "model", "preset"]) {
         try {
           const old = model[name];
           if (name in model.properties && (typeof old === "string" || old == null)) {

@@ -339,7 +339,7 @@ def test_a_preset_applies_its_system_prompt_model_and_sampling(
     footer = session.texts("mixchat-stats")[-1]
     assert footer.startswith("16 tokens") and "max new tokens limit" in footer, footer
     page = session.page
-    assert _preset_list(page).input_value() == "terse (operator)"
+    assert _preset_list(page).input_value() == "terse"
     hint = " ".join(session.texts("mixchat-hint"))
     assert "Preset terse: model other, temperature 0.25, max tokens 16" in hint, hint
     session.page.wait_for_timeout(500)

@@ -108,7 +108,8 @@ async def test_an_installed_backend_and_tool_in_the_app_and_the_agent(installed:
     assert "foo" in backends.names()
     panel = SettingsPanel(load_settings(backend="foo"))
     # the app offers the catalog: here the one entry that --backend foo makes
-    assert "foo" in panel.model.options.values() and "Shout" in panel.tools.options
+    assert "foo" in dict(panel.picker.models)  # [value, label] each
+    assert "Shout" in panel.param.tools.objects
     backend = backends.get_backend(panel.settings())
     reply = await backend.complete(backends.ChatRequest([{"role": "user", "content": "hi"}]))
     assert reply.text == "foo says: hi"

@@ -164,6 +164,8 @@ def test_html_in_messages_never_runs(session: Session) -> None:
 def test_page_loads_nothing_from_outside(session: Session, server: Server) -> None:
     session.send("offline?")
     session.wait_for_replies(1)
+    session.page.get_by_text("Generation", exact=True).first.click()  # buttons with icons
+    session.page.get_by_role("button", name="Reset to defaults").wait_for()
     session.page.wait_for_timeout(500)
     local = (f"http://127.0.0.1:{server.port}/", f"ws://127.0.0.1:{server.port}/", "data:", "blob:")
     outside = [url for url in session.requests if not url.startswith(local)]

@@ -302,7 +302,7 @@ def test_the_generation_widgets_are_made_on_demand_and_follow_the_settings(
     panel.reset_sampling()  # the settings move the slider
     assert temperature.value == 0.7
     assert max_tokens.end == 64  # the quick entry's limit
-    panel.model.value = "long"
+    panel.picker.model = "long"
     assert max_tokens.end == 4096 and max_tokens.value == 256
     panel.set_sampling("temperature", 9)  # e.g. a saved conversation's: kept in range
     assert temperature.value == 2.0
@@ -310,7 +310,7 @@ def test_the_generation_widgets_are_made_on_demand_and_follow_the_settings(
 
 def test_api_key_is_kept_on_the_server_and_cleared_from_the_widget(tmp_path: Path) -> None:
     panel = SettingsPanel(_settings(tmp_path, allow_user_endpoints=True))
-    panel.model.value = USER_ENDPOINT
+    panel.picker.model = USER_ENDPOINT
     panel.base_url.value = "https://api.example.org/v1"
     assert panel.key_status.object == "No key set."
     panel.api_key.value = "sk-secret-123"
@@ -327,8 +327,8 @@ def test_api_key_is_kept_on_the_server_and_cleared_from_the_widget(tmp_path: Pat
 
 def test_without_user_endpoints_a_typed_key_or_url_is_never_used(tmp_path: Path) -> None:
     panel = SettingsPanel(_settings(tmp_path, openai_api_key="sk-server"))
-    assert USER_ENDPOINT not in panel.model.options.values()
-    panel.model.value = USER_ENDPOINT  # what a hostile browser could send anyway
+    assert USER_ENDPOINT not in [value for value, _ in panel.picker.models]
+    panel.picker.model = USER_ENDPOINT  # what a hostile browser could send anyway
     panel.base_url.value = "http://127.0.0.1:9/v1"
     panel.api_key.value = "sk-typed"
     assert panel.api_key.value == ""
@@ -349,10 +349,10 @@ def test_a_session_picks_catalog_models_by_name_only(tmp_path: Path) -> None:
         },
     }
     panel = SettingsPanel(_settings(tmp_path, models=catalog))
-    assert panel.model.options == {"Quick echo": "quick", "Team GPU": "remote"}
+    assert panel.picker.models == [["quick", "Quick echo"], ["remote", "Team GPU"]]
     assert panel.param.max_tokens.bounds[1] == 64
     panel.max_tokens = 64
-    panel.model.value = "remote"
+    panel.picker.model = "remote"
     assert panel.temperature == 0.2  # the entry's default sampling
     settings = panel.settings()
     assert (settings.backend, settings.model, settings.base_url) == (
@@ -360,9 +360,11 @@ def test_a_session_picks_catalog_models_by_name_only(tmp_path: Path) -> None:
         "mixtral",
         "http://gpu-box:8000/v1",
     )
-    for hostile in ("/etc/passwd", "http://127.0.0.1:9/v1", "TheBloke/x:y.gguf", None):
-        panel.model.value = hostile
+    for hostile in ("/etc/passwd", "http://127.0.0.1:9/v1", "TheBloke/x:y.gguf", ""):
+        panel.picker.model = hostile
         assert panel.settings().backend == "echo" and panel.settings().model is None
+    with pytest.raises(ValueError):  # not even a string: refused before anything reads it
+        panel.picker.model = None  # type: ignore[assignment]
     assert panel.settings().max_tokens <= 64
 
 
@@ -460,13 +462,13 @@ async def test_a_backend_failure_becomes_a_message_and_the_chat_goes_on(tmp_path
         }
     )
     chat = _controller(settings)
-    chat.sidebar.model.value = "down"
+    chat.sidebar.picker.model = "down"
     await _say(chat, "hello?")
     failed = chat.history.turns[-1]
     assert failed.status == "error"
     shown = _shown(chat, "assistant")[-1]
     assert shown.status == "error" and "failed" in shown.footer and shown.error
-    chat.sidebar.model.value = "echo"
+    chat.sidebar.picker.model = "echo"
     await _say(chat, "again")
     assert chat.history.turns[-1].content == "again"
     # the failed exchange is not sent to the model again
@@ -601,7 +603,7 @@ async def test_a_bug_ends_the_reply_with_a_clear_error(tmp_path: Path) -> None:
     assert reply.status == "error"
     error = _shown(chat, "assistant")[-1].error
     assert "Something went wrong in mixchat" in error and "boom" in error
-    chat.sidebar.model.value = "echo"
+    chat.sidebar.picker.model = "echo"
     await _say(chat, "next")
     assert chat.history.turns[-1].content == "next"
 

@@ -94,7 +94,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Page:
             Sections(
                 [
                     Section("Conversations", conversations.list_section(), open=True),
-                    Section("Model", sidebar.model_section(*presets.pick_section()), open=True),
+                    Section("Model", sidebar.model_section(), open=True),
                     Section(  # the closed sections' widgets are made when first opened
                         "Generation",
                         lambda: pn.Column(sidebar.sampling_section(), presets.save_section()),

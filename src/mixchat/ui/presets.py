@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from mixchat.config.catalog import SAMPLING_FIELDS
 from mixchat.config.presets import Preset, operator_presets, split_command
 from mixchat.errors import MixchatError
+from mixchat.ui.model_picker import choices
 from mixchat.ui.sidebar import SettingsPanel
 from mixchat.ui.storage import StoreGateway
 from mixchat.ui.transcript.component import ActionHandler
@@ -31,23 +32,18 @@ class PresetsPanel:
         self.sidebar = sidebar
         self.gateway = gateway
         self.presets: dict[str, Preset] = dict(operator_presets(gateway.settings))
-        self.pick = pn.widgets.Select(
-            name="Preset",
-            options=self._options(),
-            value=NONE,
-            sizing_mode="stretch_width",
-            description="A system prompt, model and sampling in one go; /NAME at the start "
+        self.picker = sidebar.picker  # the preset list is in the Model section
+        self.picker.param.update(
+            presets=choices(self._options()),
+            preset=NONE,
+            preset_help="A system prompt, model and sampling in one go; /NAME at the start "
             "of a message applies one too",
         )
-        self.about = pn.pane.HTML("", css_classes=["mixchat-hint"], margin=(0, 10))
         #: The save row's notice (its widgets are made when the Generation section opens).
         self.notice: pn.pane.HTML | None = None
-        self.pick.param.watch(self._picked, "value")
+        self.picker.param.watch(self._picked, "preset")
 
     # -- layout
-    def pick_section(self) -> list[Any]:
-        return [self.pick, self.about]
-
     def save_section(self) -> pn.Column:
         """Save the sidebar's settings as a preset, or delete the picked one (made when the
         Generation section first opens)."""
@@ -83,9 +79,9 @@ class PresetsPanel:
         found = await self.gateway.list_presets()
         if found is not None:
             self.presets = {preset.name: preset for preset in found}
-        options = self._options()
-        if options != self.pick.options:
-            self.pick.options = options
+        options = choices(self._options())
+        if options != self.picker.presets:
+            self.picker.presets = options
 
     # -- applying one
     def apply(self, name: str) -> Preset | None:
@@ -96,25 +92,25 @@ class PresetsPanel:
         sidebar = self.sidebar
         if preset.model is not None:
             if sidebar.catalog.get(preset.model) is None:
-                self.about.object = html.escape(
+                self.picker.preset_about = (
                     f"Preset {name}: its model {preset.model!r} is not in the catalog."
                 )
                 return None
-            sidebar.model.value = preset.model
+            sidebar.picker.model = preset.model
         if preset.system_prompt is not None:
             sidebar.system_prompt = preset.system_prompt
         for field, value in preset.sampling().items():
             sidebar.set_sampling(field, value)
-        self.about.object = html.escape(f"Preset {name}: {preset.summary()}")
-        if self.pick.value != name:
-            self.pick.value = name
+        self.picker.preset_about = f"Preset {name}: {preset.summary()}"
+        if self.picker.preset != name:
+            self.picker.preset = name
         return preset
 
     def _picked(self, event: Any) -> None:
         if event.new:
             self.apply(event.new)
         else:
-            self.about.object = ""
+            self.picker.preset_about = ""
 
     def intercept(self, handler: ActionHandler | None, busy: Any) -> ActionHandler:
         """``/NAME rest`` sent from the input box: apply the preset, send ``rest``."""
@@ -140,7 +136,7 @@ class PresetsPanel:
         return Preset(
             name=name,
             system_prompt=sidebar.system_prompt or "",
-            model=sidebar.entry().name if sidebar.catalog.get(sidebar.model.value) else None,
+            model=sidebar.entry().name if sidebar.catalog.get(sidebar.picker.model) else None,
             **values,
         )
 
@@ -161,12 +157,12 @@ class PresetsPanel:
             self._say(str(error))
             return None
         await self.refresh()
-        self.pick.value = saved.name
+        self.picker.preset = saved.name
         self._say(f"Saved preset {saved.name}: /{saved.name} applies it.")
         return saved
 
     async def delete_picked(self) -> None:
-        name = self.pick.value
+        name = self.picker.preset
         if not name:
             self._say("Pick the preset to delete first.")
             return
@@ -175,7 +171,7 @@ class PresetsPanel:
         except MixchatError as error:
             self._say(str(error))
             return
-        self.pick.value = NONE
+        self.picker.preset = NONE
         await self.refresh()
         self._say(f"Deleted preset {name}.")
 

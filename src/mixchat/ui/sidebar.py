@@ -14,6 +14,7 @@ from typing import Any
 
 import panel as pn
 import param
+from panel.viewable import Viewable
 from pydantic import SecretStr
 
 from mixchat.config import SamplingParams, Settings
@@ -27,6 +28,7 @@ from mixchat.config.catalog import (
 )
 from mixchat.errors import MixchatError
 from mixchat.tools import Tool, registered_tools
+from mixchat.ui.model_picker import ModelPicker, choices
 
 _SAMPLING = SAMPLING_FIELDS
 _SLIDER_MAX_TOKENS = 4096
@@ -62,13 +64,8 @@ class SettingsPanel(param.Parameterized):
         options = self.catalog.choices()
         if settings.allow_user_endpoints:
             options = {**options, "Your endpoint": USER_ENDPOINT}
-        self.model = pn.widgets.Select(
-            label="Model",
-            options=options,
-            value=self.catalog.default.name,
-            sizing_mode="stretch_width",
-        )
-        self.about = pn.pane.HTML("", css_classes=["mixchat-hint"], margin=(0, 10))
+        #: The Model section (the preset list in it is PresetsPanel's).
+        self.picker = ModelPicker(models=choices(options), model=self.catalog.default.name)
         # a user's own endpoint (shown only where the operator allows it)
         self.endpoint_kind = pn.widgets.Select(
             label="Your endpoint's API",
@@ -92,7 +89,7 @@ class SettingsPanel(param.Parameterized):
         self.tools = list(self._tools)
         self._model_changed()
         self.api_key.param.watch(self._take_key, "value")
-        self.model.param.watch(self._model_changed, "value")
+        self.picker.param.watch(self._model_changed, "model")
         self.endpoint_kind.param.watch(self._endpoint_changed, "value")
         self.base_url.param.watch(self._endpoint_changed, "value")
         self.endpoint_model.param.watch(self._endpoint_changed, "value")
@@ -105,9 +102,9 @@ class SettingsPanel(param.Parameterized):
         Whatever value the browser sends for the select, only a catalog name (or the user's
         endpoint, where allowed and set up) is ever used; anything else means the default.
         """
-        if self.model.value == USER_ENDPOINT and self._endpoint is not None:
+        if self.picker.model == USER_ENDPOINT and self._endpoint is not None:
             return self._endpoint
-        return self.catalog.get(self.model.value) or self.catalog.default
+        return self.catalog.get(self.picker.model) or self.catalog.default
 
     def settings(self) -> Settings:
         """The chosen entry's settings with this session's system prompt and sampling."""
@@ -135,7 +132,7 @@ class SettingsPanel(param.Parameterized):
         """Show the settings a conversation was saved with (a model no longer in the catalog:
         the current one stays)."""
         if self.catalog.get(saved.get("model_entry")) is not None:
-            self.model.value = saved["model_entry"]
+            self.picker.model = saved["model_entry"]
         self.system_prompt = system_prompt
         for name in _SAMPLING:
             if isinstance(saved.get(name), int | float):
@@ -170,9 +167,9 @@ class SettingsPanel(param.Parameterized):
 
     def _describe(self) -> CatalogEntry:
         entry = self.entry()
-        self.about.object = _escape(entry.description)
-        if self.model.value == USER_ENDPOINT and self._endpoint is None:
-            self.about.object = _escape(
+        self.picker.about = entry.description
+        if self.picker.model == USER_ENDPOINT and self._endpoint is None:
+            self.picker.about = (
                 f"Your endpoint is not set up yet: {entry.display_name} answers until it is."
             )
         return entry
@@ -218,18 +215,20 @@ class SettingsPanel(param.Parameterized):
         return self._key is not None
 
     # -- layout
-    def model_section(self, *more: Any) -> pn.Column:
-        """The Model section: the catalog's models, then ``more`` (the preset picker)."""
-        parts: list[Any] = [self.model, self.about]
-        if self.base.allow_user_endpoints:
-            parts += [
-                self.endpoint_kind,
-                self.base_url,
-                self.endpoint_model,
-                self.api_key,
-                self.key_status,
-            ]
-        return pn.Column(*parts, *more, sizing_mode="stretch_width")
+    def model_section(self) -> Viewable:
+        """The Model section: the model and preset lists, then (where the operator allows it)
+        the user's own endpoint."""
+        if not self.base.allow_user_endpoints:
+            return self.picker
+        return pn.Column(
+            self.picker,
+            self.endpoint_kind,
+            self.base_url,
+            self.endpoint_model,
+            self.api_key,
+            self.key_status,
+            sizing_mode="stretch_width",
+        )
 
     def sampling_section(self) -> pn.Column:
         """The Generation section's widgets (made now: see the class docstring)."""
