@@ -71,7 +71,7 @@ class ConversationList {
     this.newChat.prepend(plus())
     this.newChat.setAttribute("aria-keyshortcuts", "Control+Shift+O Meta+Shift+O")
     this.newChat.addEventListener("click", () => this.send("new"))
-    this.search = el("input", "mx-conv-search")
+    this.search = el("input", "mx-field mx-conv-search")
     this.search.type = "search"
     this.search.placeholder = "Search conversations…"
     this.search.setAttribute("aria-label", "Search conversations")

@@ -47,7 +47,10 @@ class ConversationList(JSComponent):
     disabled = param.Boolean(default=False, doc="history is off: no search")
 
     _esm: ClassVar[Path] = HERE / "conversation_list.js"
-    _stylesheets: ClassVar[list[str]] = [f"/{ASSETS_ROUTE}/conversations.css"]
+    _stylesheets: ClassVar[list[str]] = [  # the sidebar's shared look, then the list's own
+        f"/{ASSETS_ROUTE}/sections.css",
+        f"/{ASSETS_ROUTE}/conversations.css",
+    ]
 
     def __init__(self, **params: Any) -> None:
         params.setdefault("sizing_mode", "stretch_width")

@@ -20,7 +20,7 @@ function field(id, label, help) {
     mark.setAttribute("aria-label", help)
     head.append(" ", mark)
   }
-  const select = el("select", "mx-pick")
+  const select = el("select", "mx-field mx-pick")
   select.id = id
   return [head, select]
 }
