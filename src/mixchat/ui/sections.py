@@ -10,7 +10,6 @@ Agent section of never builds its widgets.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,6 @@ from panel.viewable import Viewable
 
 from mixchat.ui.render import ASSETS_ROUTE
 
-log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 
 
@@ -34,15 +32,14 @@ class Section:
 
     title: str
     body: Viewable | Callable[[], Viewable]
+    open: bool = False
+    on_toggle: Callable[[bool], Awaitable[None]] | None = None
 
     def made(self) -> Viewable:
         """The body, made on first use when it is a function."""
         if not isinstance(self.body, Viewable):
             self.body = self.body()
         return self.body
-
-    open: bool = False
-    on_toggle: Callable[[bool], Awaitable[None]] | None = None
 
 
 class Sections(JSComponent):
