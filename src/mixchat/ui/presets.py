@@ -8,7 +8,6 @@ reads, so the next reply uses it and the conversation is saved with it. The oper
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 import panel as pn
@@ -18,6 +17,7 @@ from mixchat.config.catalog import SAMPLING_FIELDS
 from mixchat.config.presets import Preset, operator_presets, split_command
 from mixchat.errors import MixchatError
 from mixchat.ui.model_picker import choices
+from mixchat.ui.render import text_html
 from mixchat.ui.sidebar import SettingsPanel
 from mixchat.ui.storage import StoreGateway
 from mixchat.ui.transcript.component import ActionHandler
@@ -177,7 +177,7 @@ class PresetsPanel:
 
     def _say(self, text: str) -> None:
         if self.notice is not None:
-            self.notice.object = html.escape(text)
+            self.notice.object = text_html(text)
 
 
 _NAME_RULE = "A preset's name is letters, digits, - and _ (up to 40), with no spaces."

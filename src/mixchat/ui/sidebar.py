@@ -29,6 +29,7 @@ from mixchat.config.catalog import (
 from mixchat.errors import MixchatError
 from mixchat.tools import Tool, registered_tools
 from mixchat.ui.model_picker import ModelPicker, choices
+from mixchat.ui.render import text_html
 
 _SAMPLING = SAMPLING_FIELDS
 _SLIDER_MAX_TOKENS = 4096
@@ -189,7 +190,7 @@ class SettingsPanel(param.Parameterized):
                 )
             except MixchatError as error:
                 self._endpoint = None
-                self.key_status.object = _escape(str(error))
+                self.key_status.object = text_html(str(error))
                 self._describe()
                 return
         self._show_key_status()
@@ -269,12 +270,6 @@ class SettingsPanel(param.Parameterized):
             pn.widgets.CheckBoxGroup.from_param(self.param.tools, name="Tools", inline=True),
             sizing_mode="stretch_width",
         )
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
 
 
 __all__ = ["KEY_FIELDS", "SettingsPanel"]
