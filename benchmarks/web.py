@@ -5,6 +5,12 @@ where the reply arrives: every websocket frame the page receives is timestamped 
 ``framereceived``), and the frames that carry the reply's text are recognised as the
 transcript component's custom messages (``esm_event`` with a ``["d", id, text]`` delta; a
 ``["s", id, {"status": "complete"...}]`` ends the reply).
+
+Playwright hands over each frame's payload inflated; the page's websocket is compressed
+(permessage-deflate, the server's ``websocket_compression``), so each frame's bytes on the
+wire are found by running the payloads, in order, through the same deflate stream the
+server keeps for the connection (:class:`WireMeter`): checked once against Tornado's own
+byte counters, it gives the same count to the byte.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +34,14 @@ from typing import Any, Self
 import psutil
 from playwright.async_api import Browser, Page, WebSocket, async_playwright
 
+from mixchat.config import Settings
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 CHAT_INPUT = 'textarea[placeholder^="Message the model"]'
+#: The zlib level the benchmarks' servers compress their websockets with (the default).
+COMPRESSION = Settings.model_fields["websocket_compression"].default
 
 
 def cpu_seconds(process: psutil.Process, match: str = "") -> float:
@@ -128,7 +139,8 @@ class Reply:
     first_token: float = float("nan")
     last_token: float = float("nan")
     finished: float = float("nan")
-    bytes_received: int = 0
+    bytes_received: int = 0  # the frames' payloads, inflated
+    wire_bytes: int = 0  # the same frames as they crossed the network, compressed
     body_bytes: int = 0  # of the frames that carry the reply's text
     frames: int = 0
     text: str = ""
@@ -141,7 +153,27 @@ class Reply:
 class _Frame:
     time: float
     payload: str
-    size: int  # bytes on the wire (payload, without websocket framing)
+    size: int  # the payload's bytes, inflated
+    wire: int  # bytes on the wire: the compressed payload and the frame's header
+
+
+class WireMeter:
+    """What the server's permessage-deflate made of each frame of one websocket.
+
+    Tornado compresses every message with one ``zlib`` stream per connection (context
+    takeover, 15 window bits, memory level 8), flushes it after each message and drops the
+    flush's last 4 bytes; doing the same to the payloads, in order, yields its bytes.
+    """
+
+    def __init__(self, level: int = COMPRESSION) -> None:
+        self._deflate = zlib.compressobj(level, zlib.DEFLATED, -15, 8) if level else None
+
+    def bytes_for(self, payload: bytes) -> int:
+        if self._deflate is not None:
+            payload = self._deflate.compress(payload) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+            payload = payload[:-4]
+        size = len(payload)
+        return size + (2 if size < 126 else 4 if size < 65536 else 10)  # + the frame header
 
 
 @dataclass
@@ -152,14 +184,14 @@ class ChatPage:
     frames: list[_Frame] = field(default_factory=list)
 
     def _on_websocket(self, ws: WebSocket) -> None:
-        ws.on("framereceived", self._on_frame)
+        meter = WireMeter()
+        ws.on("framereceived", lambda payload: self._on_frame(payload, meter))
 
-    def _on_frame(self, payload: str | bytes) -> None:
+    def _on_frame(self, payload: str | bytes, meter: WireMeter) -> None:
         now = time.perf_counter()
-        if isinstance(payload, bytes):
-            self.frames.append(_Frame(now, "", len(payload)))
-        else:
-            self.frames.append(_Frame(now, payload, len(payload.encode())))
+        data = payload if isinstance(payload, bytes) else payload.encode()
+        text = "" if isinstance(payload, bytes) else payload
+        self.frames.append(_Frame(now, text, len(data), meter.bytes_for(data)))
 
     async def send(self, text: str, timeout: float = 600.0) -> Reply:
         """Type ``text``, press Enter, wait until the reply's footer shows it finished."""
@@ -268,6 +300,7 @@ def _read_reply(frames: list[_Frame], sent: float) -> Reply:
         last_token=max(arrivals, default=float("nan")),
         finished=finished - sent,
         bytes_received=sum(frame.size for frame in upto),
+        wire_bytes=sum(frame.wire for frame in upto),
         body_bytes=sum(frames[index].size for index in carriers if index >= 0),
         frames=len(upto),
         sent_at=sent,

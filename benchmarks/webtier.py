@@ -53,10 +53,11 @@ async def _exchange(page: ChatPage, server: psutil.Process, turn: int) -> dict[s
     reply = await page.send(echo_message(turn))
     await asyncio.sleep(SETTLE)
     cpu = cpu_seconds(server) - before
-    received = sum(frame.size for frame in page.frames[start_frames:])
+    frames = page.frames[start_frames:]
     return {
         "cpu": cpu,
-        "bytes": received,
+        "bytes": sum(frame.wire for frame in frames),
+        "inflated": sum(frame.size for frame in frames),
         "reply_bytes": len(reply.text.encode()),
         "first_token": reply.first_token,
         "correct": float(reply.text.strip() == echo_message(turn)),
@@ -78,7 +79,8 @@ async def echo_alone(turns: int = 3) -> float:
 
 
 async def _new_page(browser: Chromium, url: str, server: psutil.Process, open_title: str = ""):
-    """Server CPU to build a new page (and open a conversation from its list), and seconds."""
+    """Server CPU to build a new page (and open a conversation from its list), the seconds
+    until it was usable, and its websocket bytes (on the wire, inflated)."""
     before = cpu_seconds(server)
     page, seconds = await browser.open_chat(url)
     if open_title:
@@ -87,7 +89,8 @@ async def _new_page(browser: Chromium, url: str, server: psutil.Process, open_ti
     await asyncio.sleep(SETTLE)
     cpu = cpu_seconds(server) - before
     await page.page.close()
-    return cpu, seconds
+    wire, inflated = (sum(f.wire for f in page.frames), sum(f.size for f in page.frames))
+    return cpu, seconds, wire, inflated
 
 
 async def run(cfg: Config, browser: Chromium, server: Server) -> Section:
@@ -102,6 +105,7 @@ async def run(cfg: Config, browser: Chromium, server: Server) -> Section:
         await page.page.close()
     cpu = [t["cpu"] * 1000 for t in turns]
     ratio = [t["bytes"] / max(1, t["reply_bytes"]) for t in turns]
+    inflated = [t["inflated"] / max(1, t["reply_bytes"]) for t in turns]
     head, tail = cpu[:3], cpu[-3:]
     section.add("server CPU per exchange, turns 1-3 (median)", median(head), "ms", target=20)
     section.add(
@@ -128,7 +132,14 @@ async def run(cfg: Config, browser: Chromium, server: Server) -> Section:
         median(ratio),
         "x",
         target=3,
-        note=f"median of {len(ratio)}; reply ~{median(t['reply_bytes'] for t in turns):.0f} bytes",
+        note=f"median of {len(ratio)}; reply ~{median(t['reply_bytes'] for t in turns):.0f} "
+        "bytes; compressed, as they crossed the network",
+    )
+    section.add(
+        "the same frames inflated / reply bytes",
+        median(inflated),
+        "x",
+        note="what the page's code reads, after permessage-deflate",
     )
     section.add(
         "first token, Enter to text on screen (echo)",
@@ -140,14 +151,21 @@ async def run(cfg: Config, browser: Chromium, server: Server) -> Section:
     fifty = [await _new_page(browser, server.url, serving, FIFTY) for _ in range(3)]
     section.add(
         "server CPU per new page, 0 past messages",
-        median(c * 1000 for c, _ in fresh),
+        median(page[0] * 1000 for page in fresh),
         "ms",
         target=100,
-        note=f"page usable in {median(s for _, s in fresh):.2f} s",
+        note=f"page usable in {median(page[1] for page in fresh):.2f} s",
+    )
+    section.add(
+        "websocket bytes of a new page",
+        median(page[2] for page in fresh),
+        "bytes",
+        note=f"{median(page[3] for page in fresh):.0f} inflated; with 50 past messages "
+        f"{median(page[2] for page in fifty):.0f} ({median(page[3] for page in fifty):.0f})",
     )
     section.add(
         "server CPU per new page that opens 50 past messages",
-        median(c * 1000 for c, _ in fifty),
+        median(page[0] * 1000 for page in fifty),
         "ms",
         target=100,
         note="the page, then a click on the stored conversation in its list",
@@ -155,7 +173,8 @@ async def run(cfg: Config, browser: Chromium, server: Server) -> Section:
     section.notes.append(
         f"{len(turns)} exchanges of {WORDS}-word echo replies in one conversation; CPU of the "
         f"server process from the Enter key to {SETTLE:g} s after the reply's footer (its "
-        "store writes included). Bytes: every websocket frame the page received meanwhile."
+        "store writes included). Bytes: every websocket frame the page received meanwhile, "
+        "compressed as on the network (and inflated)."
     )
     section.series = {"cpu": cpu, "ratio": ratio}
     section.seconds = clock()

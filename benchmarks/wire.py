@@ -2,7 +2,8 @@
 
 Counts every frame the page receives from the Enter key to the reply's finished footer: the
 streamed text and everything else the app updates meanwhile (status line, buttons, stats,
-conversation list), without the websocket's own few bytes of framing per frame.
+conversation list). As they crossed the network (compressed, with each frame's header: the
+target) and as the page read them (inflated).
 """
 
 from __future__ import annotations
@@ -25,10 +26,16 @@ async def run(cfg: Config, browser: Chromium, server: Server, backend: LlamaCppB
     tokens = len(backend._llm.tokenize(reply.text.encode(), add_bos=False))
     section.add("reply text", size, "bytes", note=f"{tokens} tokens")
     section.add(
-        "received on the websocket", reply.bytes_received, "bytes", note=f"{reply.frames} frames"
+        "received on the websocket", reply.wire_bytes, "bytes", note=f"{reply.frames} frames"
     )
-    section.add("websocket bytes / reply bytes", reply.bytes_received / max(1, size), "x", target=3)
-    section.add("of which frames carrying the text", reply.body_bytes, "bytes")
+    section.add("websocket bytes / reply bytes", reply.wire_bytes / max(1, size), "x", target=3)
+    section.add(
+        "the same frames inflated",
+        reply.bytes_received,
+        "bytes",
+        note=f"{reply.bytes_received / max(1, size):.2f}x the reply: what the page's code reads",
+    )
+    section.add("of which frames carrying the text (inflated)", reply.body_bytes, "bytes")
     section.add(
         "text-carrying frames / reply bytes",
         reply.body_bytes / max(1, size),

@@ -111,6 +111,8 @@ class Session:
     requests: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
     ws_bytes: list[int] = field(default_factory=lambda: [0])
+    #: The extensions each websocket's handshake agreed on (``permessage-deflate``), in order.
+    ws_extensions: list[str] = field(default_factory=list)
 
     def send(self, text: str) -> None:
         box = self.page.get_by_placeholder(INPUT)
@@ -168,6 +170,14 @@ def open_session(browser: Browser, url: str) -> Session:
         ws.on("framereceived", count)
 
     page.on("websocket", on_websocket)
+
+    def on_handshake(event: dict) -> None:  # type: ignore[type-arg]
+        headers = {k.lower(): v for k, v in event["response"]["headers"].items()}
+        session.ws_extensions.append(headers.get("sec-websocket-extensions", ""))
+
+    devtools = context.new_cdp_session(page)  # the handshake's headers, as Chromium got them
+    devtools.send("Network.enable")
+    devtools.on("Network.webSocketHandshakeResponseReceived", on_handshake)
     page.goto(url)
     page.get_by_placeholder(INPUT).wait_for(timeout=30_000)
     return session

@@ -1,6 +1,9 @@
-"""What ``mixchat serve`` lets in: websocket origins, never a wildcard."""
+"""What ``mixchat serve`` lets in (websocket origins, never a wildcard) and how its
+websocket talks (compressed unless told not to)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from mixchat.ui.server import websocket_origins
 
@@ -50,3 +53,40 @@ def test_mixchat_serve_on_a_public_address_without_login_exits_with_one_line() -
         .splitlines()[-1]
         .startswith("mixchat: error: refusing to serve on 0.0.0.0 without a login")
     )
+
+
+def _websocket_extensions(url: str) -> str:
+    """What a client offering permessage-deflate gets from the page's websocket."""
+    import asyncio
+    import re
+    import urllib.request
+
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    with urllib.request.urlopen(url) as page:
+        token = re.search(r'"token":\s*"([^"]+)"', page.read().decode())
+    assert token is not None
+    origin = url.rstrip("/")
+    request = HTTPRequest(url.replace("http", "ws") + "ws", headers={"Origin": origin})
+
+    async def handshake() -> str:
+        socket = await websocket_connect(
+            request, subprotocols=["bokeh", token.group(1)], compression_options={}
+        )
+        socket.close()
+        return str(socket.headers.get("Sec-WebSocket-Extensions", ""))
+
+    return asyncio.run(handshake())
+
+
+def test_the_websocket_is_compressed_by_default_and_0_turns_it_off(tmp_path: Path) -> None:
+    from browser_fixtures import running_server
+
+    (tmp_path / "on").mkdir()
+    (tmp_path / "off").mkdir()
+    with running_server(tmp_path / "on", "--backend", "echo") as server:
+        assert _websocket_extensions(server.url) == "permessage-deflate"
+    off = {"MIXCHAT_WEBSOCKET_COMPRESSION": "0"}
+    with running_server(tmp_path / "off", "--backend", "echo", env=off) as server:
+        assert _websocket_extensions(server.url) == ""

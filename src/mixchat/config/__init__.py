@@ -199,6 +199,13 @@ class Settings(BaseSettings):
     # -- web app
     host: str = "127.0.0.1"
     port: int = Field(5006, ge=0, le=65535)
+    websocket_compression: int = Field(
+        6,
+        ge=0,
+        le=9,
+        description="zlib level of the page's websocket (permessage-deflate): a page then "
+        "loads in ~1/4 of the bytes and a streamed reply costs less than its own text; 0: off",
+    )
 
     # -- a team server (see mixchat.config.catalog and mixchat.accounting)
     models: dict[str, dict[str, Any]] = Field(

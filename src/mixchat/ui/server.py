@@ -159,6 +159,10 @@ def serve(
         show=show,
         title=TITLE,
         static_dirs={ASSETS_ROUTE: str(ASSETS)},
+        # Each websocket message repeats ~250 bytes of Bokeh framing; deflate with context
+        # takeover sends it as a few bytes (and the page's first document at ~1/4 its size)
+        # for ~300 KB of zlib state per open page and microseconds per message.
+        websocket_compression_level=settings.websocket_compression or None,
         start=True,
         verbose=False,
         **options,
