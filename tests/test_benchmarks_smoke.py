@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 from common import Row, percentile
-from web import _Frame, _read_reply
+from web import WireMeter, _Frame, _read_reply
 
 SECTIONS = (
     "Cold start",
@@ -64,7 +65,7 @@ def test_quick_run_writes_the_table_and_plots(tmp_path: Path, embedded_gguf: Pat
 
 def _frame(time: float, events: list[dict]) -> _Frame:
     payload = json.dumps({"events": events})
-    return _Frame(time, payload, len(payload))
+    return _Frame(time, payload, len(payload), len(payload) // 4)
 
 
 def _custom(data: list[object]) -> dict:
@@ -82,8 +83,8 @@ def _custom(data: list[object]) -> dict:
 
 
 def test_reply_timings_come_from_the_frames_that_carry_its_text() -> None:
-    header = _Frame(0, '{"msgid": "p1", "msgtype": "PATCH-DOC", "num_buffers": 0}', 60)
-    metadata = _Frame(0, "{}", 2)
+    header = _Frame(0, '{"msgid": "p1", "msgtype": "PATCH-DOC", "num_buffers": 0}', 60, 20)
+    metadata = _Frame(0, "{}", 2, 4)
     frames = [
         _frame(10.1, [_custom(["a", json.dumps({"id": 3, "role": "assistant"})])]),
         _frame(10.2, [_custom(["s", 3, json.dumps({"progress": "Thinking…"})])]),
@@ -102,7 +103,27 @@ def test_reply_timings_come_from_the_frames_that_carry_its_text() -> None:
     assert reply.finished == pytest.approx(1.0)
     assert reply.frames == 7
     assert reply.bytes_received == sum(frame.size for frame in frames[:7])
+    assert reply.wire_bytes == sum(frame.wire for frame in frames[:7])
     assert reply.body_bytes == sum(frame.size for frame in frames[2:6])
+
+
+def test_the_wire_meter_counts_the_deflate_stream_the_browser_inflates() -> None:
+    """Its bytes are a real permessage-deflate stream: inflated in order they give the
+    payloads back, and a repeated frame costs a few bytes (context takeover)."""
+    meter, inflate = WireMeter(6), zlib.decompressobj(-15)
+    payload = json.dumps({"events": [_custom(["d", 3, "hello world"])]}).encode()
+    sizes = []
+    for _ in range(3):
+        before = meter._deflate.copy()  # type: ignore[union-attr]
+        sizes.append(meter.bytes_for(payload))
+        body = before.compress(payload) + before.flush(zlib.Z_SYNC_FLUSH)
+        assert inflate.decompress(body) == payload
+        framed = len(body) - 4  # the flush's 4-byte tail is not sent
+        assert sizes[-1] == framed + (2 if framed < 126 else 4)  # + the frame's header
+    assert sizes[1] < 20 < len(payload) / 4 < sizes[0]
+    assert (
+        WireMeter(0).bytes_for(payload) == len(payload) + 4
+    )  # off: the payload, framed (4-byte header)
 
 
 def test_verdicts_say_by_how_much_a_target_is_missed() -> None:
