@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import psutil
 from common import ECHO_DELAY, Config, Section, Stopwatch, median
@@ -78,9 +79,16 @@ async def echo_alone(turns: int = 3) -> float:
     return median(spent)
 
 
-async def _new_page(browser: Chromium, url: str, server: psutil.Process, open_title: str = ""):
-    """Server CPU to build a new page (and open a conversation from its list), the seconds
-    until it was usable, and its websocket bytes (on the wire, inflated)."""
+class NewPage(NamedTuple):
+    cpu: float  # server CPU seconds to build it (and open a conversation from its list)
+    seconds: float  # until its chat box was usable
+    wire: int  # its websocket's bytes as they crossed the network
+    inflated: int  # the same, as the page's code read them
+
+
+async def _new_page(
+    browser: Chromium, url: str, server: psutil.Process, open_title: str = ""
+) -> NewPage:
     before = cpu_seconds(server)
     page, seconds = await browser.open_chat(url)
     if open_title:
@@ -89,8 +97,8 @@ async def _new_page(browser: Chromium, url: str, server: psutil.Process, open_ti
     await asyncio.sleep(SETTLE)
     cpu = cpu_seconds(server) - before
     await page.page.close()
-    wire, inflated = (sum(f.wire for f in page.frames), sum(f.size for f in page.frames))
-    return cpu, seconds, wire, inflated
+    frames = page.frames
+    return NewPage(cpu, seconds, sum(f.wire for f in frames), sum(f.size for f in frames))
 
 
 async def run(cfg: Config, browser: Chromium, server: Server) -> Section:
@@ -151,21 +159,21 @@ async def run(cfg: Config, browser: Chromium, server: Server) -> Section:
     fifty = [await _new_page(browser, server.url, serving, FIFTY) for _ in range(3)]
     section.add(
         "server CPU per new page, 0 past messages",
-        median(page[0] * 1000 for page in fresh),
+        median(page.cpu * 1000 for page in fresh),
         "ms",
         target=100,
-        note=f"page usable in {median(page[1] for page in fresh):.2f} s",
+        note=f"page usable in {median(page.seconds for page in fresh):.2f} s",
     )
     section.add(
         "websocket bytes of a new page",
-        median(page[2] for page in fresh),
+        median(page.wire for page in fresh),
         "bytes",
-        note=f"{median(page[3] for page in fresh):.0f} inflated; with 50 past messages "
-        f"{median(page[2] for page in fifty):.0f} ({median(page[3] for page in fifty):.0f})",
+        note=f"{median(page.inflated for page in fresh):.0f} inflated; with 50 past messages "
+        f"{median(page.wire for page in fifty):.0f} ({median(page.inflated for page in fifty):.0f})",
     )
     section.add(
         "server CPU per new page that opens 50 past messages",
-        median(page[0] * 1000 for page in fifty),
+        median(page.cpu * 1000 for page in fifty),
         "ms",
         target=100,
         note="the page, then a click on the stored conversation in its list",

@@ -203,8 +203,8 @@ class Settings(BaseSettings):
         6,
         ge=0,
         le=9,
-        description="zlib level of the page's websocket (permessage-deflate): a page then "
-        "loads in ~1/4 of the bytes and a streamed reply costs less than its own text; 0: off",
+        description="zlib level of the page's websocket (permessage-deflate): a page and a "
+        "streamed reply then cross the network in ~1/4 of their bytes; 0: off",
     )
 
     # -- a team server (see mixchat.config.catalog and mixchat.accounting)
