@@ -311,11 +311,12 @@ def test_the_generation_widgets_are_made_on_demand_and_follow_the_settings(
 def test_api_key_is_kept_on_the_server_and_cleared_from_the_widget(tmp_path: Path) -> None:
     panel = SettingsPanel(_settings(tmp_path, allow_user_endpoints=True))
     panel.picker.model = USER_ENDPOINT
-    panel.base_url.value = "https://api.example.org/v1"
-    assert panel.key_status.object == "No key set."
-    panel.api_key.value = "sk-secret-123"
-    assert panel.api_key.value == ""  # nothing to send back to the browser
-    assert "Key set" in panel.key_status.object
+    assert panel.endpoint is not None
+    panel.endpoint.base_url.value = "https://api.example.org/v1"
+    assert panel.endpoint.key_status.object == "No key set."
+    panel.endpoint.api_key.value = "sk-secret-123"
+    assert panel.endpoint.api_key.value == ""  # nothing to send back to the browser
+    assert "Key set" in panel.endpoint.key_status.object
     settings = panel.settings()
     assert (settings.backend, settings.base_url) == ("openai", "https://api.example.org/v1")
     assert isinstance(settings.openai_api_key, SecretStr)
@@ -329,9 +330,8 @@ def test_without_user_endpoints_a_typed_key_or_url_is_never_used(tmp_path: Path)
     panel = SettingsPanel(_settings(tmp_path, openai_api_key="sk-server"))
     assert USER_ENDPOINT not in [value for value, _ in panel.picker.models]
     panel.picker.model = USER_ENDPOINT  # what a hostile browser could send anyway
-    panel.base_url.value = "http://127.0.0.1:9/v1"
-    panel.api_key.value = "sk-typed"
-    assert panel.api_key.value == ""
+    assert panel.endpoint is None  # and no widget to type a URL or key into
+    assert not any(isinstance(w, pn.widgets.PasswordInput) for w in panel.model_section().select())
     settings = panel.settings()
     assert settings.backend == "echo" and settings.base_url is None
     assert settings.openai_api_key is None  # the server's key stays with its own entry
@@ -737,7 +737,9 @@ async def test_the_conversation_notice_is_text_and_history_off_disables_the_sear
     # the markup is the notice's text, as it was written (not escaped: the browser shows it
     # with textContent, so it is never parsed as HTML)
     assert panel.items.notice == "History is off: <b>locked</b> <img src=x onerror=alert(1)>"
-    assert panel.items.notice_error and panel.items.disabled and panel.importer.disabled
+    assert panel.items.notice_error and panel.items.disabled
+    panel.import_section()  # opened after history went off: its file input is off too
+    assert panel.importer is not None and panel.importer.disabled
     script = (HERE / "conversation_list.js").read_text(encoding="utf-8")
     assert "innerHTML" not in script and "insertAdjacentHTML" not in script
     panel.items.say("")
@@ -794,3 +796,38 @@ async def test_a_sidebar_section_gets_its_body_when_first_opened_and_says_so() -
     await asyncio.sleep(0)
     assert sections.open == [True, False, True] and sections.opened("Your usage")
     assert heard == [True, False, True]
+
+
+# -- the page's own weight ----------------------------------------------------------------------
+
+
+def test_a_new_page_is_a_handful_of_panel_objects_and_bokeh_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each Panel object and Bokeh model costs every new page server time (~1-3 ms each):
+    the page is the transcript, the sidebar's sections and what the open ones show; the
+    closed sections, the user-endpoint form (not allowed here) and Panel's template extras
+    are not made."""
+    from bokeh.document import Document
+    from panel.viewable import Viewable
+
+    from mixchat.ui.app import create_app
+
+    made: list[str] = []
+    init = Viewable.__init__
+
+    def counted(self: Viewable, **params: object) -> None:
+        made.append(type(self).__name__)
+        init(self, **params)
+
+    monkeypatch.setattr(Viewable, "__init__", counted)
+    doc = Document()
+    monkeypatch.setattr(pn.state, "curdoc", doc)
+    create_app(_settings(tmp_path)).server_doc(doc)
+    assert sorted(made) == sorted(
+        # the template's (empty) layout and its fake root, the JS area it always adds (HTML
+        # in a Row), the sidebar's sections, the conversation list, the model picker, the chat
+        ["Column", "Column", "HTML", "Row", "Sections", "ConversationList", "ModelPicker"]
+        + ["Transcript"]
+    ), made
+    assert len(list(doc.models)) <= 13

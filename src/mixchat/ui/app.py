@@ -35,6 +35,11 @@ class Page(pn.template.BootstrapTemplate):
     who = param.String(default="", doc="the header's 'USER (role)', HTML-escaped; '': no login")
     _template: ClassVar[Path] = Path(__file__).with_name("page.html")
 
+    def _build_layout(self) -> pn.Column:
+        """Nothing: Panel's is a launch-server button and a repr for notebooks, five Panel
+        objects made for each page and never shown (so ``add_panel`` is not for this page)."""
+        return pn.Column()
+
     def _update_vars(self, *args: Any) -> None:
         super()._update_vars(*args)
         self._render_variables["mixchat_who"] = self.who
@@ -101,7 +106,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Page:
                     ),
                     Section("Agent", sidebar.agent_section),
                     Section("Import a conversation", conversations.import_section),
-                    Section("Your usage", usage.pane, on_toggle=usage.toggled),
+                    Section("Your usage", usage.layout, on_toggle=usage.toggled),
                     *([Section("Server status (admin)", status.layout)] if status else []),
                 ],
                 margin=(5, 0),

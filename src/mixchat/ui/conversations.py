@@ -58,11 +58,9 @@ class ConversationsPanel:
         # the New chat button, the search box and the notice line are the list's own
         self.items = ConversationList(margin=0)
         self.items.on_action = self._action
-        self.importer = pn.widgets.FileInput(
-            accept=".json", multiple=False, sizing_mode="stretch_width"
-        )
+        #: Made when the Import section is first opened (``import_section``).
+        self.importer: pn.widgets.FileInput | None = None
         self.items.param.watch(self._searched, "query")
-        self.importer.param.watch(self._imported, "value")
         gateway.on_created = self._created
         gateway.on_emptied = self._emptied
 
@@ -72,6 +70,13 @@ class ConversationsPanel:
         return self.items
 
     def import_section(self) -> pn.Column:
+        self.importer = pn.widgets.FileInput(
+            accept=".json",
+            multiple=False,
+            sizing_mode="stretch_width",
+            disabled=self.items.disabled,  # history is off
+        )
+        self.importer.param.watch(self._imported, "value")
         return pn.Column(
             pn.pane.HTML("A JSON export of mixchat", margin=(0, 10), css_classes=["mixchat-hint"]),
             self.importer,
@@ -132,7 +137,8 @@ class ConversationsPanel:
         self.items.items = []
         self.items.say(f"History is off: {self.gateway.error}", error=True)
         self.items.disabled = True
-        self.importer.disabled = True
+        if self.importer is not None:
+            self.importer.disabled = True
 
     def _searched(self, _: Any) -> None:
         self._spawn(self.refresh())  # the search box changed (see wait)

@@ -2,9 +2,7 @@
 
 A session picks a model of the operator's catalog by its display name; the browser never sends
 a path, a repository id or a URL that the server would use. Where the operator allows it
-(``allow_user_endpoints``), a user may add their own endpoint: its key is moved into a
-server-side ``SecretStr`` and the widget is cleared at once, so the key is never sent back to
-the browser, echoed or logged, and no server key is ever sent to that URL.
+(``allow_user_endpoints``), a user may add their own endpoint (``user_endpoint``).
 Changes take effect with the next message: every request reads :meth:`SettingsPanel.settings`.
 """
 
@@ -15,7 +13,6 @@ from typing import Any
 import panel as pn
 import param
 from panel.viewable import Viewable
-from pydantic import SecretStr
 
 from mixchat.config import SamplingParams, Settings
 from mixchat.config.catalog import (
@@ -24,12 +21,10 @@ from mixchat.config.catalog import (
     USER_ENDPOINT,
     Catalog,
     CatalogEntry,
-    user_entry,
 )
-from mixchat.errors import MixchatError
 from mixchat.tools import Tool, registered_tools
 from mixchat.ui.model_picker import ModelPicker, choices
-from mixchat.ui.render import text_html
+from mixchat.ui.user_endpoint import UserEndpointForm
 
 _SAMPLING = SAMPLING_FIELDS
 _SLIDER_MAX_TOKENS = 4096
@@ -59,42 +54,21 @@ class SettingsPanel(param.Parameterized):
         super().__init__(**params)
         self.base = settings
         self.catalog = catalog or Catalog.from_settings(settings)
-        self._key: SecretStr | None = None
-        self._endpoint: CatalogEntry | None = None
         self._tools = {tool.name: tool for tool in registered_tools()}
         options = self.catalog.choices()
         if settings.allow_user_endpoints:
             options = {**options, "Your endpoint": USER_ENDPOINT}
         #: The Model section (the preset list in it is PresetsPanel's).
         self.picker = ModelPicker(models=choices(options), model=self.catalog.default.name)
-        # a user's own endpoint (shown only where the operator allows it)
-        self.endpoint_kind = pn.widgets.Select(
-            label="Your endpoint's API",
-            options={"OpenAI-compatible": "openai", "Mistral": "mistral"},
-            sizing_mode="stretch_width",
+        #: A user's own endpoint: only where the operator allows it.
+        self.endpoint = (
+            UserEndpointForm(settings, self._describe) if settings.allow_user_endpoints else None
         )
-        self.base_url = pn.widgets.TextInput(
-            label="Your endpoint's URL",
-            placeholder="https://api.example.com/v1",
-            sizing_mode="stretch_width",
-        )
-        self.endpoint_model = pn.widgets.TextInput(
-            label="Its model", placeholder="the server's first model", sizing_mode="stretch_width"
-        )
-        self.api_key = pn.widgets.PasswordInput(
-            label="Your API key", placeholder="paste a key", sizing_mode="stretch_width"
-        )
-        self.key_status = pn.pane.HTML("", css_classes=["mixchat-hint"], margin=(0, 10))
         self.system_prompt = settings.system_prompt
         self.param.tools.objects = list(self._tools)
         self.tools = list(self._tools)
         self._model_changed()
-        self.api_key.param.watch(self._take_key, "value")
         self.picker.param.watch(self._model_changed, "model")
-        self.endpoint_kind.param.watch(self._endpoint_changed, "value")
-        self.base_url.param.watch(self._endpoint_changed, "value")
-        self.endpoint_model.param.watch(self._endpoint_changed, "value")
-        self._show_key_status()
 
     # -- what a request uses
     def entry(self) -> CatalogEntry:
@@ -103,9 +77,14 @@ class SettingsPanel(param.Parameterized):
         Whatever value the browser sends for the select, only a catalog name (or the user's
         endpoint, where allowed and set up) is ever used; anything else means the default.
         """
-        if self.picker.model == USER_ENDPOINT and self._endpoint is not None:
-            return self._endpoint
+        own = self._own()
+        if self.picker.model == USER_ENDPOINT and own is not None:
+            return own
         return self.catalog.get(self.picker.model) or self.catalog.default
+
+    def _own(self) -> CatalogEntry | None:
+        """The user's own endpoint, where allowed and set up."""
+        return self.endpoint.entry if self.endpoint is not None else None
 
     def settings(self) -> Settings:
         """The chosen entry's settings with this session's system prompt and sampling."""
@@ -169,67 +148,19 @@ class SettingsPanel(param.Parameterized):
     def _describe(self) -> CatalogEntry:
         entry = self.entry()
         self.picker.about = entry.description
-        if self.picker.model == USER_ENDPOINT and self._endpoint is None:
+        if self.picker.model == USER_ENDPOINT and self._own() is None:
             self.picker.about = (
                 f"Your endpoint is not set up yet: {entry.display_name} answers until it is."
             )
         return entry
 
-    def _endpoint_changed(self, *_: Any) -> None:
-        url = (self.base_url.value or "").strip()
-        if not self.base.allow_user_endpoints or not url:
-            self._endpoint = None
-        else:
-            try:
-                self._endpoint = user_entry(
-                    self.base,
-                    self.endpoint_kind.value,
-                    url,
-                    self.endpoint_model.value,
-                    self._key,
-                )
-            except MixchatError as error:
-                self._endpoint = None
-                self.key_status.object = text_html(str(error))
-                self._describe()
-                return
-        self._show_key_status()
-        self._describe()
-
-    # -- the API key never goes back to the browser
-    def _take_key(self, event: param.parameterized.Event) -> None:
-        if not event.new:
-            return
-        self.api_key.value = ""
-        if not self.base.allow_user_endpoints:
-            return
-        self._key = SecretStr(event.new.strip())
-        self._endpoint_changed()
-
-    def _show_key_status(self, *_: Any) -> None:
-        if self._key is not None:
-            self.key_status.object = "Key set (kept on the server)."
-        else:
-            self.key_status.object = "No key set."
-
-    def has_key(self) -> bool:
-        return self._key is not None
-
     # -- layout
     def model_section(self) -> Viewable:
         """The Model section: the model and preset lists, then (where the operator allows it)
         the user's own endpoint."""
-        if not self.base.allow_user_endpoints:
+        if self.endpoint is None:
             return self.picker
-        return pn.Column(
-            self.picker,
-            self.endpoint_kind,
-            self.base_url,
-            self.endpoint_model,
-            self.api_key,
-            self.key_status,
-            sizing_mode="stretch_width",
-        )
+        return pn.Column(self.picker, *self.endpoint.widgets(), sizing_mode="stretch_width")
 
     def sampling_section(self) -> pn.Column:
         """The Generation section's widgets (made now: see the class docstring)."""

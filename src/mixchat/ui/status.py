@@ -49,10 +49,15 @@ class UsageView:
     def __init__(self, accounting: Accounting, user: str) -> None:
         self.accounting = accounting
         self.user = user
-        self.pane = pn.pane.HTML("", css_classes=["mixchat-usage"], sizing_mode="stretch_width")
+        #: Made when the section is first opened (``layout``): most pages never open it.
+        self.pane: pn.pane.HTML | None = None
         #: The card is open: refresh after each exchange (a closed card is refreshed when
         #: opened, not at every exchange).
         self.shown = False
+
+    def layout(self) -> pn.pane.HTML:
+        self.pane = pn.pane.HTML("", css_classes=["mixchat-usage"], sizing_mode="stretch_width")
+        return self.pane
 
     async def toggled(self, shown: bool) -> None:
         self.shown = shown
@@ -60,6 +65,9 @@ class UsageView:
             await self.refresh()
 
     async def refresh(self) -> None:
+        pane = self.pane
+        if pane is None:
+            return
         now = datetime.now(timezone.utc)
         today = await self.accounting.usage(self.user, start_of_day(now))
         total = await self.accounting.usage(self.user)
@@ -70,7 +78,7 @@ class UsageView:
             for name, value in limits.model_dump().items()
             if value is not None
         ]
-        self.pane.object = (
+        pane.object = (
             f"<b>Today</b>{table(header, usage_rows(today, False), 'usage-today')}"
             f"<b>All time</b>{table(header, usage_rows(total, False), 'usage-total')}"
             f"<p>Your limits: {html.escape(', '.join(notes) or 'none')}</p>"
