@@ -200,6 +200,25 @@ def test_a_view_that_renders_late_gets_the_whole_transcript() -> None:
     assert sent[-1][0] == Op.LOAD and len(json.loads(str(sent[-1][1]))) == 2
 
 
+def test_transcript_events_skip_the_busy_counter() -> None:
+    """The browser's messages reach the handler through Panel's event path (the override of
+    ``_process_bokeh_event``), and Panel's busy counter is never touched on the way."""
+    from bokeh.document import Document
+    from panel.io.state import state
+    from panel.models.esm import DataEvent
+
+    transcript = Transcript()
+    heard: list[tuple[str, dict[str, object]]] = []
+    transcript.on_action = lambda kind, data: heard.append((kind, data))
+    doc = Document()
+    model = transcript.get_root(doc)
+    counted: list[str] = []
+    state.param.watch(lambda event: counted.append(event.name), ["_busy_counter", "busy"])
+    transcript._process_bokeh_event(doc, DataEvent(model=model, data={"type": "stop"}))
+    assert heard == [("stop", {"type": "stop"})]
+    assert counted == [] and not state.busy
+
+
 # -- stats and errors -----------------------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Literal
 
 import param
 from panel.custom import JSComponent
+from panel.io.state import set_curdoc
 
 from mixchat.ui.transcript.batching import Batcher
 
@@ -259,6 +260,17 @@ class Transcript(JSComponent):
         self._send([Op.HINT, text])
 
     # -- from the browser
+    def _process_bokeh_event(self, doc: Any, event: Any) -> None:
+        """A browser message (send, stop...), without Panel's busy bookkeeping around it.
+
+        Panel counts every browser event in ``pn.state.busy``, for a busy indicator: ~2 ms of
+        parameter updates per event, on the event loop where every session's Enter lands at
+        once. This page has no busy indicator (``busy_indicator=None``): the transcript shows
+        its own status. (A Panel method; ``test_transcript_events_skip_the_busy_counter``
+        checks that it still hands the messages on.)"""
+        with set_curdoc(doc):
+            self._process_event(event)
+
     def _handle_msg(self, data: Any) -> None:
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
             return
