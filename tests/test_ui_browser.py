@@ -172,6 +172,9 @@ def test_page_loads_nothing_from_outside(session: Session, server: Server) -> No
     assert outside == []
     # the icon font is served by the app itself
     assert any(url.endswith(".woff2?v3.49.0") or "tabler-icons" in url for url in session.requests)
+    # Bokeh's own bundle, but not its WebGL one (no plots: page.html leaves it out)
+    scripts = [url.split("?")[0].rsplit("/", 1)[-1] for url in session.requests]
+    assert "bokeh.min.js" in scripts and "bokeh-gl.min.js" not in scripts
 
 
 def test_a_long_reply_costs_about_its_size_on_the_wire(session: Session) -> None:
