@@ -615,3 +615,25 @@ def test_a_bad_url_is_reported(url: str, problem: str) -> None:
     with pytest.raises(StoreError, match=problem) as raised:
         ConversationStore(url)
     assert "pw@" not in str(raised.value)
+
+
+def test_a_page_reads_which_replies_have_a_prompt_and_one_prompt_when_asked(
+    store: ConversationStore,
+) -> None:
+    """Each recorded prompt is as long as the conversation before it: opening a conversation
+    for a page reads none of them (only which replies have one); inspecting reads one."""
+    chat = new_chat(store)
+    asked = store.add_message("alice", chat, "user", "hi")
+    prompt = {"messages": [{"role": "user", "content": "hi"}], "token_count": 3}
+    answered = store.add_message("alice", chat, "assistant", "hello", prompt=prompt)
+    store.add_message("alice", chat, "user", "and?")
+    light = {m.id: m for m in store.get("alice", chat, prompts=False).messages}
+    assert [light[asked].has_prompt, light[answered].has_prompt] == [False, True]
+    assert all(m.prompt is None for m in light.values())
+    assert store.prompt("alice", answered) == prompt and store.prompt("alice", asked) is None
+    with pytest.raises(NotFound):
+        store.prompt("bob", answered)  # not bob's: as if it did not exist
+    whole = {m.id: m for m in store.get("alice", chat).messages}  # the CLI's and exports'
+    assert whole[answered].prompt == prompt and whole[answered].has_prompt
+    store.delete_messages_from("alice", chat, asked)  # reads the tree without prompts
+    assert store.get("alice", chat).messages == []

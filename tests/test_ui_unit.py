@@ -443,6 +443,26 @@ async def test_an_opened_conversation_continues_with_its_history(tmp_path: Path)
     assert [m.content for m in stored.messages] == ["first", "first", "next", "next"]
 
 
+async def test_an_opened_conversation_reads_a_replys_prompt_only_to_inspect_it(
+    tmp_path: Path,
+) -> None:
+    settings = _settings(tmp_path)
+    chat = _controller(settings)
+    await _say(chat, "first")  # the echo reply records its prompt
+    other = _controller(settings)
+    await other.open(chat.conversation_id)
+    reply = _shown(other, "assistant")[-1]
+    turn = other.history.turns[-1]
+    assert reply.inspect and turn.prompt is None  # "Inspect prompt", the record left stored
+    sent: list[list[object]] = []
+    other.transcript._models = {"root": None}  # type: ignore[assignment]
+    other.transcript._send_msg = sent.extend  # type: ignore[method-assign]
+    await other.inspect(reply.id)
+    other.transcript._drain()
+    assert turn.prompt is not None and turn.prompt["messages"][-1]["content"] == "first"
+    assert [op[0] for op in sent] == [Op.INSPECT] and "first" in str(sent[0][2])
+
+
 async def test_overflowing_history_drops_old_turns_and_says_so(tmp_path: Path) -> None:
     settings = _settings(tmp_path, n_ctx=256, max_tokens=16)
     chat = _controller(settings)

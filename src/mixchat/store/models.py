@@ -82,7 +82,11 @@ class MessageRow(Base):
     created_at: Mapped[datetime]
     parent_id: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime | None]
-    prompt: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    #: What the model received for this reply: as long as the conversation before it, so
+    #: read only when asked for (``ConversationStore.get(prompts=True)``, ``prompt``).
+    prompt: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), deferred=True, deferred_raiseload=True
+    )
 
     conversation: Mapped[ConversationRow] = relationship(back_populates="messages")
 

@@ -27,8 +27,11 @@ class MessageRecord:
     steps: list[Step] | None
     created_at: datetime
     parent_id: int | None = None
-    #: What the model received for this reply (see :mod:`mixchat.prompt.inspect`), or None.
+    #: What the model received for this reply (see :mod:`mixchat.prompt.inspect`), or None:
+    #: also None where it was not read (``ConversationStore.get(prompts=False)``).
     prompt: dict[str, Any] | None = None
+    #: The reply has a recorded prompt (read or not).
+    has_prompt: bool = False
 
 
 @dataclass

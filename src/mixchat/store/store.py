@@ -140,10 +140,26 @@ class ConversationStore:
         with self._read("listing conversations") as session:
             return [_summary(row) for row in session.scalars(query)]
 
-    def get(self, owner: str, conversation_id: str) -> Conversation:
+    def get(self, owner: str, conversation_id: str, *, prompts: bool = True) -> Conversation:
+        """The conversation, every branch. ``prompts=False``: without the replies' recorded
+        prompts (``has_prompt`` says which have one; ``prompt`` reads it): each is as long
+        as the conversation before it, so a page that opens a long conversation would read
+        the conversation once per reply."""
         with self._read("reading a conversation") as session:
             row = self._owned(session, owner, conversation_id, load_messages=True)
-            return _conversation(row, row.messages, utcnow())
+            return _conversation(row, row.messages, utcnow(), _prompts(session, row, prompts))
+
+    def prompt(self, owner: str, message_id: int) -> dict[str, Any] | None:
+        """The prompt recorded with this reply (None: none was)."""
+        with self._read("reading a prompt") as session:
+            found = session.execute(
+                select(MessageRow.prompt)
+                .join(MessageRow.conversation)
+                .where(MessageRow.id == message_id, ConversationRow.owner == owner)
+            ).first()
+            if found is None:
+                raise NotFound(f"no message {message_id}")
+            return cast("dict[str, Any] | None", found[0])
 
     def branch_path(self, owner: str, conversation_id: str) -> Sequence[MessageRecord]:
         """The conversation's current branch, oldest first (what the model is sent)."""
@@ -159,7 +175,7 @@ class ConversationStore:
         """
         with self._write("switching branches") as session:
             row = self._owned(session, owner, conversation_id, load_messages=True, lock=True)
-            conversation = _conversation(row, row.messages, utcnow())
+            conversation = _conversation(row, row.messages, utcnow(), _prompts(session, row))
             try:
                 conversation.message(message_id)
             except KeyError:
@@ -327,7 +343,7 @@ class ConversationStore:
         """
         with self._write("deleting messages") as session:
             row = self._owned(session, owner, conversation_id, load_messages=True, lock=True)
-            conversation = _conversation(row, row.messages, utcnow())
+            conversation = _conversation(row, row.messages, utcnow(), _prompts(session, row))
             try:
                 removed = conversation.message(message_id)
             except KeyError:
@@ -501,7 +517,21 @@ def _summary(row: ConversationRow) -> ConversationSummary:
     )
 
 
-def _message(row: MessageRow, now: datetime) -> MessageRecord:
+def _prompts(
+    session: Session, row: ConversationRow, read: bool = False
+) -> dict[int, dict[str, Any] | None]:
+    """The conversation's replies that have a recorded prompt, by id, with the prompt when
+    ``read`` (None otherwise): one query either way."""
+    columns = (MessageRow.id, MessageRow.prompt) if read else (MessageRow.id,)
+    found = session.execute(
+        select(*columns).where(MessageRow.conversation_id == row.id, MessageRow.prompt.is_not(None))
+    )
+    return {line[0]: line[1] if read else None for line in found}
+
+
+def _message(
+    row: MessageRow, now: datetime, prompts: dict[int, dict[str, Any] | None]
+) -> MessageRecord:
     status = cast(Status, row.status)  # checked on the way in
     if status == "streaming" and (row.updated_at is None or now - row.updated_at > STALE_AFTER):
         status = "interrupted"  # the process writing it stopped saving: it died mid-reply
@@ -516,7 +546,8 @@ def _message(row: MessageRow, now: datetime) -> MessageRecord:
         steps=None if row.steps is None else _steps(row.steps),
         created_at=row.created_at,
         parent_id=row.parent_id,
-        prompt=row.prompt,
+        prompt=prompts.get(row.id),
+        has_prompt=row.id in prompts,
     )
 
 
@@ -541,8 +572,13 @@ def _steps(data: list[Any]) -> list[Step]:
     ]
 
 
-def _conversation(row: ConversationRow, messages: list[MessageRow], now: datetime) -> Conversation:
-    tree = [_message(m, now) for m in messages]
+def _conversation(
+    row: ConversationRow,
+    messages: list[MessageRow],
+    now: datetime,
+    prompts: dict[int, dict[str, Any] | None] | None = None,
+) -> Conversation:
+    tree = [_message(m, now, prompts or {}) for m in messages]
     conversation = Conversation(
         id=row.id,
         title=row.title,

@@ -73,6 +73,7 @@ class ChatController:
         self._cancel: CancelToken | None = None
         self._task: asyncio.Future[None] | None = None
         self._attaching: asyncio.Future[None] | None = None
+        self._inspecting: asyncio.Future[None] | None = None  # a prompt read from the store
         self._writing: LiveReply | None = None  # the reply this session writes now
         self._following: LiveReply | None = None  # one another page writes, shown here
         self._entries: dict[int, int] = {}  # id(turn) -> its entry in the transcript
@@ -133,7 +134,7 @@ class ChatController:
         elif kind == "branch" and isinstance(data.get("id"), int) and data.get("step") in (-1, 1):
             self._run(self.switch(data["id"], data["step"]))
         elif kind == "inspect" and isinstance(data.get("id"), int):
-            self.inspect(data["id"])
+            self._inspecting = asyncio.ensure_future(self.inspect(data["id"]))
         elif kind == "attach" and isinstance(data.get("data"), str):
             self._attaching = asyncio.ensure_future(
                 self.attach(str(data.get("name", "")), data["data"])
@@ -270,9 +271,12 @@ class ChatController:
         finally:
             self.busy = False
 
-    def inspect(self, entry_id: int) -> None:
-        """Show what the model received for this reply (kept with it)."""
+    async def inspect(self, entry_id: int) -> None:
+        """Show what the model received for this reply (kept with it; read from the store
+        the first time for a reply of an opened conversation)."""
         turn = self._turns.get(entry_id)
+        if turn is not None and turn.prompt is None and turn.store_id is not None:
+            turn.prompt = await self.gateway.prompt(turn.store_id)
         if turn is None or not turn.prompt:
             self.transcript.hint("No prompt was recorded for this reply.")
             return
@@ -746,7 +750,7 @@ def _views(
                 error=error,
                 steps=step_views(record.steps or []),
                 branch=list(branch or ()),
-                inspect=bool(record.prompt),
+                inspect=record.has_prompt,
             )
         views.append((turn, entry))
     return views

@@ -101,8 +101,13 @@ class StoreGateway:
         return await self._try(lambda store: store.list(self.owner, search))
 
     async def get(self, conversation_id: str) -> Conversation | None:
-        """None when history is off, or the owner has no such conversation."""
-        return await self._try(lambda store: store.get(self.owner, conversation_id))
+        """None when history is off, or the owner has no such conversation. Without the
+        replies' prompts (``prompt`` reads one when the page asks to inspect it)."""
+        return await self._try(lambda store: store.get(self.owner, conversation_id, prompts=False))
+
+    async def prompt(self, message_id: int) -> dict[str, Any] | None:
+        """The prompt recorded with this stored reply; None when there is none (or no store)."""
+        return await self._try(lambda store: store.prompt(self.owner, message_id))
 
     async def owns(self, conversation_id: str) -> bool:
         """Whether the owner has this conversation (one small query; no messages read)."""
@@ -233,7 +238,7 @@ class StoreGateway:
 
         def delete(store: ConversationStore) -> bool:
             store.delete_messages_from(self.owner, conversation_id, message_id)
-            if store.get(self.owner, conversation_id).tree:
+            if store.get(self.owner, conversation_id, prompts=False).tree:
                 return False
             store.delete(self.owner, conversation_id)
             return True
