@@ -220,6 +220,8 @@ class ConversationsPanel:
 
     async def _new_clicked(self, _: Any = None) -> None:
         await self._on_new()
+        # at once, not after the refresh's store query: nothing in the list is open now
+        self._show(self.items.items)
         self.items.address(None, push=True)
         await self.refresh()
 
