@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import panel as pn
 import param
@@ -23,6 +23,9 @@ from mixchat.ui.status import StatusView, UsageView
 from mixchat.ui.storage import StoreGateway
 from mixchat.ui.team import SESSIONS, ActiveSession, accounting_for, is_admin
 
+if TYPE_CHECKING:
+    from panel.io.resources import ResourcesType
+
 TITLE = "mixchat"
 ACCENT = "#4f46e5"
 
@@ -39,6 +42,14 @@ class Page(pn.template.BootstrapTemplate):
         """Nothing: Panel's is a launch-server button and a repr for notebooks, five Panel
         objects made for each page and never shown (so ``add_panel`` is not for this page)."""
         return pn.Column()
+
+    def resolve_resources(
+        self, cdn: bool | Literal["auto"] = "auto", extras: dict[str, dict[str, str]] | None = None
+    ) -> ResourcesType:
+        """Panel's, less its copies of the components' stylesheets in the page's head: each
+        component loads its own inside its shadow root, where they apply; the head copy
+        styled nothing and cost every new visitor one more request per file."""
+        return super().resolve_resources(cdn=cdn, extras=None)
 
     def _update_vars(self, *args: Any) -> None:
         super()._update_vars(*args)
