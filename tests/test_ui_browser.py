@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from browser_fixtures import Server, Session, free_port, open_session, running_server
+from mixchat.ui.render import ASSETS_ROUTE
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -175,6 +176,11 @@ def test_page_loads_nothing_from_outside(session: Session, server: Server) -> No
     # Bokeh's own bundle, but not its WebGL one (no plots: page.html leaves it out)
     scripts = [url.split("?")[0].rsplit("/", 1)[-1] for url in session.requests]
     assert "bokeh.min.js" in scripts and "bokeh-gl.min.js" not in scripts
+    # each of mixchat's files once: a component's stylesheet only in its shadow root, not
+    # again (with another query string) in the page's head
+    own = [url.split("?")[0] for url in session.requests if f"/{ASSETS_ROUTE}/" in url]
+    twice = sorted({url for url in own if own.count(url) > 1})
+    assert any(url.endswith("/sections.css") for url in own) and twice == [], twice
 
 
 def test_a_long_reply_costs_about_its_size_on_the_wire(session: Session) -> None:
