@@ -135,4 +135,5 @@ async def test_an_agent_reply_in_the_chat_keeps_its_last_calls_prompt_and_the_lo
     reply = [entry for entry in chat.transcript.entries if entry.role == "assistant"][-1]
     assert "model loaded in" in reply.footer and reply.inspect
     stored = await chat.gateway.get(chat.conversation_id or "")
-    assert stored is not None and stored.messages[-1].prompt == turn.prompt
+    assert stored is not None and stored.messages[-1].has_prompt
+    assert await chat.gateway.prompt(stored.messages[-1].id) == turn.prompt
