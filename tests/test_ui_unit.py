@@ -718,6 +718,22 @@ async def test_undoing_the_only_turn_leaves_no_conversation(tmp_path: Path) -> N
     assert panel.titles == ["a fresh start"]
 
 
+def test_a_list_view_that_renders_late_gets_the_address_again() -> None:
+    """Under load a page's first tasks can run before the list's script listens: the address
+    they send would be lost, so the view's "ready" brings the last one again."""
+    from mixchat.ui.conversation_list import ConversationList
+
+    items = ConversationList()
+    sent: list[list[object]] = []
+    items._models = {"root": None}  # type: ignore[assignment]
+    items._send_msg = sent.append  # type: ignore[method-assign]
+    items._handle_msg({"type": "ready"})
+    assert sent == []  # nothing sent yet: nothing to repeat
+    items.address("abc", push=True)
+    items._handle_msg({"type": "ready"})
+    assert sent == [["address", "abc", True], ["address", "abc", False]]
+
+
 async def test_opening_another_owners_conversation_by_address_is_not_found(
     tmp_path: Path,
 ) -> None:

@@ -248,6 +248,7 @@ export function render({ model, el: root }) {
   document.addEventListener("click", outside)
   document.addEventListener("keydown", key)
   window.addEventListener("popstate", moved)
+  list.send("ready") // an address sent before this view listened comes again
   model.on("remove", () => {
     clearTimeout(list.typing)
     document.removeEventListener("click", outside)
