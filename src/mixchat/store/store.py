@@ -343,7 +343,7 @@ class ConversationStore:
         """
         with self._write("deleting messages") as session:
             row = self._owned(session, owner, conversation_id, load_messages=True, lock=True)
-            conversation = _conversation(row, row.messages, utcnow(), _prompts(session, row))
+            conversation = _conversation(row, row.messages, utcnow())  # the tree's shape only
             try:
                 removed = conversation.message(message_id)
             except KeyError:
