@@ -56,9 +56,10 @@ class ConversationList(JSComponent):
         params.setdefault("sizing_mode", "stretch_width")
         super().__init__(**params)
         self.on_action: ActionHandler | None = None
-        #: The last address sent: a view that renders after it (a page under load, where the
-        #: page's first tasks run before the component's script does) asks for it again.
-        self._address: list[Any] | None = None
+        #: The last address sent (a conversation id, '' for the plain page): a view that
+        #: renders after it (a page under load, where the page's first tasks run before the
+        #: component's script does) asks for it again.
+        self._address: str | None = None
 
     def say(self, text: str, *, error: bool = False) -> None:
         """Show ``text`` (plain text, not HTML) under the list; ``''`` clears it."""
@@ -66,8 +67,8 @@ class ConversationList(JSComponent):
 
     def address(self, conversation_id: str | None, *, push: bool) -> None:
         """Show ``conversation_id`` in the page's address (none: the plain page)."""
-        self._address = ["address", conversation_id or "", push]
-        self._send(self._address)
+        self._address = conversation_id or ""
+        self._send(["address", self._address, push])
 
     def file(self, name: str, mime: str, text: str) -> None:
         """The browser saves this file (an export)."""
@@ -80,7 +81,7 @@ class ConversationList(JSComponent):
     def _handle_msg(self, data: Any) -> None:
         if isinstance(data, dict) and data.get("type") == "ready":  # the view listens now
             if self._address is not None:  # as a replace: the browser skips one it shows
-                self._send([*self._address[:2], False])
+                self._send(["address", self._address, False])
             return
         if not isinstance(data, dict) or data.get("type") not in ACTIONS:
             return
