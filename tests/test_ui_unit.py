@@ -20,6 +20,7 @@ from mixchat.config.catalog import USER_ENDPOINT
 from mixchat.errors import AuthError, Unreachable
 from mixchat.prompt.inspector import fit_context
 from mixchat.store import ConversationStore
+from mixchat.ui import chat as chat_module
 from mixchat.ui.chat import ChatController, welcome_text
 from mixchat.ui.conversations import ConversationsPanel
 from mixchat.ui.history import History, Turn
@@ -29,6 +30,7 @@ from mixchat.ui.stats import error_advice, format_stats
 from mixchat.ui.storage import StoreGateway, close_stores
 from mixchat.ui.transcript import Entry, Op, Transcript
 from mixchat.ui.transcript.batching import MAX_INTERVAL, MIN_INTERVAL, Batcher
+from scripted_backend import ScriptedBackend
 
 #: Bytes of framing each custom message costs on the websocket (measured: 230-260).
 FRAME_BYTES = 260
@@ -692,6 +694,45 @@ async def test_conversations_list_search_rename_and_delete(tmp_path: Path) -> No
     await panel.wait()
     assert panel.titles == ["Cats, renamed"]
     assert chat.conversation_id is None and chat.history.turns == []
+
+
+async def test_a_new_message_is_stored_at_its_replys_first_text_not_during_the_prompt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writes (and the list's redraw) would take CPU from the model reading the prompt."""
+    settings = _settings(tmp_path)
+    model = ScriptedBackend(["the reply"], delay=0.4)  # the first text after 0.4 s
+    monkeypatch.setattr(backends, "get_backend", lambda _settings: model)
+    chat = _controller(settings)
+    sending = asyncio.ensure_future(chat.send("hello"))
+    await asyncio.sleep(0.2)
+    assert chat.conversation_id is None and [t.content for t in chat.history.turns] == ["hello"]
+    await sending
+    stored = ConversationStore(settings.database).get("local", chat.conversation_id)
+    assert [(m.role, m.content) for m in stored.messages] == [
+        ("user", "hello"),
+        ("assistant", "the reply"),
+    ]
+
+
+async def test_a_new_message_is_stored_within_a_second_while_the_model_is_silent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long prompt (a big document) must not leave the message unsaved until it is read."""
+    settings = _settings(tmp_path)
+    monkeypatch.setattr(backends, "get_backend", lambda _settings: ScriptedBackend())  # hangs
+    monkeypatch.setattr(chat_module, "USER_SAVE_WAIT", 0.1)
+    chat = _controller(settings)
+    sending = asyncio.ensure_future(chat.send("hello"))
+    for _ in range(100):  # the write runs in a worker thread
+        await asyncio.sleep(0.05)
+        if chat.conversation_id is not None and chat.history.turns[0].store_id is not None:
+            break
+    stored = ConversationStore(settings.database).get("local", chat.conversation_id)
+    assert [(m.role, m.content) for m in stored.messages][0] == ("user", "hello")
+    assert chat.busy  # the reply is still waiting for its first text
+    chat.stop()
+    await sending
 
 
 async def test_a_new_chat_is_listed_when_its_first_message_is_saved(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ conversation shows the text so far and follows the reply to its end (:meth:`foll
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +70,11 @@ class LiveReply:
         #: waits for it, so it does not compete with the model's prompt for the CPU.
         self.started = asyncio.Event()
         self._on_saved: list[Callable[[], None]] = []
+
+    async def first_text(self, at_most: float) -> None:
+        """Wait for the first text (or step, or the end), ``at_most`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.started.wait(), at_most)
 
     def status(self, text: str) -> None:
         """The line shown until the first text: queued, loading, thinking."""
