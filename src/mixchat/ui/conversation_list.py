@@ -79,11 +79,13 @@ class ConversationList(JSComponent):
             self._send_msg(message)
 
     def _handle_msg(self, data: Any) -> None:
-        if isinstance(data, dict) and data.get("type") == "ready":  # the view listens now
+        if not isinstance(data, dict):
+            return
+        if data.get("type") == "ready":  # the view listens now
             if self._address is not None:  # as a replace: the browser skips one it shows
                 self._send(["address", self._address, False])
             return
-        if not isinstance(data, dict) or data.get("type") not in ACTIONS:
+        if data.get("type") not in ACTIONS:
             return
         if self.on_action is not None:
             self.on_action(data["type"], data)
