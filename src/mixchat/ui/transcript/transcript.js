@@ -94,6 +94,7 @@ class Transcript {
     this.follow = true
     this.pending = new Set() // messages whose Markdown must be drawn at the next frame
     this.frame = 0
+    this.scrollForced = false
 
     this.root = el("div", "mx-transcript")
     this.log = el("div", "mx-log")
@@ -363,7 +364,9 @@ class Transcript {
     this.frame = 0
     for (const entry of this.pending) this.drawBody(entry)
     this.pending.clear()
-    this.scrollDown()
+    const force = this.scrollForced
+    this.scrollForced = false
+    this.scrollNow(force)
   }
 
   drawBody(entry) {
@@ -592,7 +595,15 @@ class Transcript {
     this.jump.hidden = this.follow
   }
 
+  /** Keep the newest text in view, unless the user scrolled up: once per frame, after its
+   * drawing. Reading the log's height forces a layout (a few ms); done after every op it was
+   * ~200 layouts per streamed reply, the most of the page's own work. */
   scrollDown(force = false) {
+    this.scrollForced = this.scrollForced || force
+    this.schedule()
+  }
+
+  scrollNow(force) {
     if (!(this.follow || force)) {
       this.jump.hidden = false
       return
