@@ -1,5 +1,5 @@
-"""What ``mixchat serve`` lets in (websocket origins, never a wildcard) and how its
-websocket talks (compressed unless told not to)."""
+"""What ``mixchat serve`` lets in (websocket origins, never a wildcard), how its websocket
+talks (compressed unless told not to) and how its static files travel (gzipped)."""
 
 from __future__ import annotations
 
@@ -90,3 +90,44 @@ def test_the_websocket_is_compressed_by_default_and_0_turns_it_off(tmp_path: Pat
     off = {"MIXCHAT_WEBSOCKET_COMPRESSION": "0"}
     with running_server(tmp_path / "off", "--backend", "echo", env=off) as server:
         assert _websocket_extensions(server.url) == ""
+
+
+def _get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    import urllib.request
+
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request) as response:
+        return response.status, dict(response.headers), response.read()
+
+
+def test_static_files_go_gzipped_once_compressed_and_pages_and_ranges_stay_as_they_are(
+    tmp_path: Path,
+) -> None:
+    import gzip
+    import re
+
+    from browser_fixtures import running_server
+
+    with running_server(tmp_path, "--backend", "echo") as server:
+        _, page_headers, page = _get(server.url, **{"Accept-Encoding": "gzip"})
+        assert "Content-Encoding" not in page_headers  # a page is made per request
+        script = re.search(rb'src="(static/js/bokeh\.min\.js[^"]*)"', page)
+        assert script is not None
+        url = server.url + script.group(1).decode()
+
+        _, _, plain = _get(url)
+        assert len(plain) > 500_000
+        sent = []
+        for _ in range(2):  # compressed as it streams (chunked), then from memory
+            status, headers, body = _get(url, **{"Accept-Encoding": "gzip, deflate"})
+            assert (status, headers["Content-Encoding"]) == (200, "gzip")
+            assert "Accept-Encoding" in headers["Vary"]
+            assert len(body) < len(plain) / 2
+            assert gzip.decompress(body) == plain
+            sent.append(body)
+        assert sent[0] == sent[1]
+        assert int(headers["Content-Length"]) == len(body)
+
+        status, headers, part = _get(url, Range="bytes=0-99", **{"Accept-Encoding": "gzip"})
+        assert (status, part) == (206, plain[:100])
+        assert "Content-Encoding" not in headers

@@ -19,6 +19,7 @@ from mixchat.errors import ConfigError
 from mixchat.ui.app import TITLE, create_app
 from mixchat.ui.render import ASSETS, ASSETS_ROUTE
 from mixchat.ui.scheme import SCHEME_URL
+from mixchat.ui.static_gzip import StaticGzip
 
 log = logging.getLogger("mixchat.ui")
 
@@ -163,6 +164,7 @@ def serve(
         # takeover sends it as a few bytes (and the page's first document at ~1/4 its size)
         # for ~300 KB of zlib state per open page and microseconds per message.
         websocket_compression_level=settings.websocket_compression or None,
+        transforms=[StaticGzip],  # the page's ~3.8 MB of scripts as ~1 MB (static_gzip.py)
         start=True,
         verbose=False,
         **options,
