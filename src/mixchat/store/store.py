@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from sqlalchemy import Connection, Table, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
@@ -48,6 +50,10 @@ if TYPE_CHECKING:
 
 DEFAULT_TITLE = "New chat"
 TITLE_LENGTH = 60
+#: How much of the first message the title is read from.
+TITLE_SOURCE = 2000
+#: Markdown as the page renders it (no raw HTML: a tag stays text), for titles.
+_MARKDOWN = MarkdownIt("commonmark", {"html": False})
 #: Seconds between saves of a streaming reply (its heartbeat: see ``progress.ReplyProgress``).
 SAVE_EVERY = 2.0
 #: A "streaming" reply not saved for this long (three missed saves) was being written by a
@@ -84,12 +90,33 @@ _INSERT_USAGE = insert(cast(Table, UsageRow.__table__))
 
 
 def title_from(first_message: str) -> str:
-    """A conversation title: the first line of its first message, shortened."""
-    words = first_message.strip().split("\n", 1)[0].split()
-    title = " ".join(words)
+    """A conversation title: the first text of its first message as a reader sees it (the
+    Markdown's ``**``, ``#``, links and backticks gone; a leading code block gives its first
+    line), shortened."""
+    line = _first_text(first_message[:TITLE_SOURCE]) or first_message.strip().split("\n", 1)[0]
+    title = " ".join(line.split())
     if len(title) > TITLE_LENGTH:
         title = title[: TITLE_LENGTH - 1].rsplit(" ", 1)[0].rstrip(" ,.;:") + "…"
     return title or DEFAULT_TITLE
+
+
+def _first_text(markdown: str) -> str:
+    for token in _MARKDOWN.parse(markdown):
+        if token.type in ("fence", "code_block") and token.content.strip():
+            return token.content.strip().split("\n", 1)[0]
+        if token.type == "inline":
+            line = "".join(_plain(child) for child in token.children or [])
+            if line.strip():
+                return line.split("\n", 1)[0]
+    return ""
+
+
+def _plain(token: Token) -> str:
+    if token.type in ("text", "code_inline", "html_inline"):
+        return token.content
+    if token.type == "image":  # its alt text
+        return "".join(_plain(child) for child in token.children or [])
+    return "\n" if token.type in ("softbreak", "hardbreak") else ""
 
 
 class ConversationStore:
