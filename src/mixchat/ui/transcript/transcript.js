@@ -95,6 +95,7 @@ class Transcript {
     this.pending = new Set() // messages whose Markdown must be drawn at the next frame
     this.frame = 0
     this.scrollForced = false
+    this.scrolledTo = 0 // where scrollNow last put the view
 
     this.root = el("div", "mx-transcript")
     this.log = el("div", "mx-log")
@@ -590,7 +591,10 @@ class Transcript {
   }
 
   onScroll() {
-    if (this.autoScrolling) return
+    // Our own scroll (or the user's, further down) keeps following; only a move up from
+    // where we put the view stops it. (No frame requested to tell ours apart: each one
+    // costs the browser a frame's work.)
+    if (this.follow && this.log.scrollTop >= this.scrolledTo - 1) return
     this.follow = this.atBottom()
     this.jump.hidden = this.follow
   }
@@ -608,10 +612,9 @@ class Transcript {
       this.jump.hidden = false
       return
     }
-    this.autoScrolling = true
     this.log.scrollTop = this.log.scrollHeight
+    this.scrolledTo = this.log.scrollTop
     this.jump.hidden = true
-    requestAnimationFrame(() => { this.autoScrolling = false })
   }
 
   // -- the input
