@@ -68,9 +68,10 @@ class StaticGzip(OutputTransform):
         )
         if not self._on:
             return status_code, headers, chunk
-        headers["Vary"] = (
-            f"{headers['Vary']}, Accept-Encoding" if "Vary" in headers else ("Accept-Encoding")
-        )
+        if "Vary" in headers:
+            headers["Vary"] += ", Accept-Encoding"
+        else:
+            headers["Vary"] = "Accept-Encoding"
         headers["Content-Encoding"] = "gzip"
         cached = _cache.get(etag)
         if cached is not None:  # the handler's further chunks are dropped
