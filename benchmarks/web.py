@@ -3,7 +3,8 @@
 The browser types into the chat box and presses Enter, as a person does. Timings are taken
 where the reply arrives: every websocket frame the page receives is timestamped (Playwright's
 ``framereceived``), and the frames that carry the reply's text are recognised as the
-transcript component's custom messages (``esm_event`` with a ``["d", id, text]`` delta; a
+transcript component's pushes (on its own websocket, or as Bokeh ``esm_event`` messages before
+that opens: ``[n, op, ...]`` with a ``["d", id, text]`` delta; a
 ``["s", id, {"status": "complete"...}]`` ends the reply).
 
 Playwright hands over each frame's payload inflated; the page's websocket is compressed
@@ -246,21 +247,36 @@ class Chromium:
         return chat, time.perf_counter() - started
 
 
-def _transcript_ops(frames: list[_Frame]) -> Iterator[tuple[int, float, list[Any]]]:
-    """The transcript component's ops (``[op, ...]``) in the frames, in order."""
+def _pushes(frames: list[_Frame]) -> Iterator[tuple[int, list[Any]]]:
+    """The transcript's pushes (``[n, op, ...]``) in the frames, with their frame's index: a
+    frame of its own socket is one push; on Bokeh's, a push is a custom message's data."""
     for index, frame in enumerate(frames):
-        if '"esm_event"' not in frame.payload:
+        if frame.payload.startswith("[") or '"esm_event"' in frame.payload:
+            try:
+                content = json.loads(frame.payload)
+            except ValueError:
+                continue
+            if isinstance(content, list):
+                yield index, content
+                continue
+            for event in content.get("events", ()) if isinstance(content, dict) else ():
+                values = (event.get("msg_data") or {}).get("values") or {}
+                data = dict(values.get("entries", [])).get("data")
+                if isinstance(data, list):
+                    yield index, data
+
+
+def _transcript_ops(frames: list[_Frame]) -> Iterator[tuple[int, float, list[Any]]]:
+    """The transcript component's ops (``[op, ...]``) in the frames, each once, in the order
+    the page applies them (a push can come on both sockets)."""
+    applied: set[int] = set()
+    for index, push in _pushes(frames):
+        if not push or not isinstance(push[0], int) or push[0] in applied:
             continue
-        try:
-            content = json.loads(frame.payload)
-        except ValueError:
-            continue
-        for event in content.get("events", ()) if isinstance(content, dict) else ():
-            values = (event.get("msg_data") or {}).get("values") or {}
-            ops = dict(values.get("entries", [])).get("data")  # one event-loop turn's ops
-            for op in ops if isinstance(ops, list) else ():
-                if isinstance(op, list) and op:
-                    yield index, frame.time, op
+        applied.add(push[0])
+        for op in push[1:]:
+            if isinstance(op, list) and op:
+                yield index, frames[index].time, op
 
 
 def _finished_op(op: list[Any]) -> bool:
@@ -271,8 +287,11 @@ def _finished_op(op: list[Any]) -> bool:
 
 
 def _message_frames(frames: list[_Frame], content: int) -> set[int]:
-    """A Bokeh message's frames: its content and the header and metadata frames before it."""
+    """A Bokeh message's frames: its content and the header and metadata frames before it
+    (a push on the transcript's own socket is one frame)."""
     found = {content}
+    if frames[content].payload.startswith("["):
+        return found
     for index in (content - 1, content - 2):
         if index >= 0 and (frames[index].payload == "{}" or '"msgid"' in frames[index].payload):
             found.add(index)

@@ -68,9 +68,9 @@ def _frame(time: float, events: list[dict]) -> _Frame:
     return _Frame(time, payload, len(payload), len(payload) // 4)
 
 
-def _custom(data: list[object]) -> dict:
-    """A transcript message as Bokeh sends it (``_send_msg``)."""
-    entries = [["model", {"id": "p9"}], ["data", [data]]]
+def _custom(number: int, op: list[object]) -> dict:
+    """A transcript push of one op as Bokeh sends it (``_send_msg``)."""
+    entries = [["model", {"id": "p9"}], ["data", [number, op]]]
     return {
         "kind": "MessageSent",
         "msg_type": "bokeh_event",
@@ -86,14 +86,14 @@ def test_reply_timings_come_from_the_frames_that_carry_its_text() -> None:
     header = _Frame(0, '{"msgid": "p1", "msgtype": "PATCH-DOC", "num_buffers": 0}', 60, 20)
     metadata = _Frame(0, "{}", 2, 4)
     frames = [
-        _frame(10.1, [_custom(["a", json.dumps({"id": 3, "role": "assistant"})])]),
-        _frame(10.2, [_custom(["s", 3, json.dumps({"progress": "Thinking…"})])]),
+        _frame(10.1, [_custom(1, ["a", json.dumps({"id": 3, "role": "assistant"})])]),
+        _frame(10.2, [_custom(2, ["s", 3, json.dumps({"progress": "Thinking…"})])]),
         header,
         metadata,
-        _frame(10.5, [_custom(["d", 3, "hello"])]),
-        _frame(10.9, [_custom(["d", 3, " world"])]),
-        _frame(11.0, [_custom(["s", 3, json.dumps({"status": "complete", "footer": "2 tokens"})])]),
-        _frame(12.0, [_custom(["b", False])]),  # after the end: not counted
+        _frame(10.5, [_custom(3, ["d", 3, "hello"])]),
+        _frame(10.9, [_custom(4, ["d", 3, " world"])]),
+        _frame(11.0, [_custom(5, ["s", 3, json.dumps({"status": "complete", "footer": "2 t"})])]),
+        _frame(12.0, [_custom(6, ["b", False])]),  # after the end: not counted
     ]
     for frame in (header, metadata):
         frame.time = 10.5
@@ -107,11 +107,34 @@ def test_reply_timings_come_from_the_frames_that_carry_its_text() -> None:
     assert reply.body_bytes == sum(frame.size for frame in frames[2:6])
 
 
+def _own(time: float, push: list[object]) -> _Frame:
+    """A push as the transcript's own websocket sends it: one frame of JSON."""
+    payload = json.dumps(push)
+    return _Frame(time, payload, len(payload), len(payload) // 4)
+
+
+def test_pushes_on_the_transcripts_own_socket_count_once_each() -> None:
+    """Pushes come on the transcript's socket, one frame each, and a reconnect may replay
+    one that Bokeh's socket brought too: the page applies it once, and so does the reading."""
+    frames = [
+        _frame(10.1, [_custom(1, ["a", json.dumps({"id": 3, "role": "assistant"})])]),
+        _own(10.4, [2, ["d", 3, "hello"]]),
+        _frame(10.6, [_custom(3, ["d", 3, " world"])]),
+        _own(10.7, [3, ["d", 3, " world"]]),  # replayed after a reconnect: not again
+        _own(10.8, [4, ["s", 3, json.dumps({"status": "complete"})], ["b", False]]),
+    ]
+    reply = _read_reply(frames, sent=10.0)
+    assert reply.first_token == pytest.approx(0.4)
+    assert reply.last_token == pytest.approx(0.6)
+    assert reply.finished == pytest.approx(0.8)
+    assert reply.body_bytes == frames[1].size + frames[2].size
+
+
 def test_the_wire_meter_counts_the_deflate_stream_the_browser_inflates() -> None:
     """Its bytes are a real permessage-deflate stream: inflated in order they give the
     payloads back, and a repeated frame costs a few bytes (context takeover)."""
     meter, inflate = WireMeter(6), zlib.decompressobj(-15)
-    payload = json.dumps({"events": [_custom(["d", 3, "hello world"])]}).encode()
+    payload = json.dumps({"events": [_custom(1, ["d", 3, "hello world"])]}).encode()
     sizes = []
     for _ in range(3):
         before = meter._deflate.copy()  # type: ignore[union-attr]

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
 import statistics
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, WebSocketRoute
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import websocket_connect
 
-from browser_fixtures import Server, Session, free_port, open_session, running_server
+from browser_fixtures import INPUT, Server, Session, free_port, open_session, running_server
 from mixchat.ui.render import ASSETS_ROUTE
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
@@ -409,6 +415,90 @@ def test_a_reload_in_the_middle_of_a_reply_shows_the_conversation(
     first.send("and after it")
     assert first.wait_for_replies(2)[-1] == "and after it"
     first.page.context.close()
+
+
+#: The transcript socket's token, as the page got it in its Bokeh document.
+_CHANNEL_TOKEN = """() => {
+  for (const doc of window.Bokeh.documents)
+    for (const model of doc._all_models.values())
+      if (typeof model.channel === "string" && model.channel) return model.channel
+  return null
+}"""
+
+
+def test_a_dropped_transcript_socket_loses_no_push(browser: Browser, server: Server) -> None:
+    """The server's pushes come on the transcript's own websocket. Here the first one loses
+    two pushes in the middle of a reply and then closes: the server goes on through Bokeh's
+    socket, the page reopens its own, the server replays from the first push it missed, and
+    the reply is whole, every word once."""
+    connections: list[list[str]] = []
+
+    def relay(route: WebSocketRoute) -> None:
+        upstream = route.connect_to_server()
+        got: list[str] = []
+        connections.append(got)
+        lossy = len(connections) == 1
+
+        def forward(message: str | bytes) -> None:
+            got.append(str(message))
+            if not lossy or len(got) <= 3:
+                route.send(message)
+            elif len(got) == 6:
+                route.close()
+                upstream.close()
+
+        upstream.on_message(forward)
+
+    context = browser.new_context()
+    page = context.new_page()
+    page.route_web_socket(re.compile(r"/mixchat-transcript\?"), relay)
+    page.goto(server.url)
+    page.get_by_placeholder(INPUT).wait_for()
+    session = Session(page)
+    message = "dropped " + _words(600)  # ~3 s at the fixture's echo delay
+    session.send(message)
+    assert session.wait_for_replies(1, timeout=60) == [message]
+    assert len(connections) >= 2 and len(connections[0]) == 6, connections
+    numbers = [json.loads(push)[0] for push in connections[1]]
+    assert numbers[0] == json.loads(connections[0][3])[0]  # replayed from the first lost
+    context.close()
+
+
+def test_the_transcript_socket_opens_only_with_the_pages_token_from_its_site(
+    session: Session, server: Server
+) -> None:
+    """What an attacker can try on the socket: a guessed token is closed at once with
+    nothing sent; the page's real token from another site's page is refused at the handshake.
+    The same token from the page's own site does get the pushes (what the refusals kept out)."""
+    session.send("a secret for this page only")
+    session.wait_for_replies(1)
+    token = session.page.evaluate(_CHANNEL_TOKEN)
+    assert token
+    socket = server.url.replace("http://", "ws://") + "mixchat-transcript"
+    own_site = {"Origin": server.url.rstrip("/")}
+
+    async def attempt() -> list[str]:
+        guessed = await websocket_connect(
+            HTTPRequest(f"{socket}?token={'A' * 24}", headers=own_site)
+        )
+        assert await guessed.read_message() is None and guessed.close_code == 4404
+        with pytest.raises(HTTPClientError) as refused:
+            await websocket_connect(
+                HTTPRequest(f"{socket}?token={token}", headers={"Origin": "http://evil.example"})
+            )
+        assert refused.value.code == 403
+        own = await websocket_connect(HTTPRequest(f"{socket}?token={token}", headers=own_site))
+        pushes = []
+        while (push := await asyncio.wait_for(own.read_message(), 5)) is not None:
+            pushes.append(str(push))
+            if "secret for this page only" in push or len(pushes) > 50:
+                break
+        own.close()
+        return pushes
+
+    with ThreadPoolExecutor(1) as thread:  # Playwright's own event loop runs in this one
+        pushes = thread.submit(asyncio.run, attempt()).result()
+    assert any("secret for this page only" in push for push in pushes), pushes
 
 
 def _server_cpu(server: Server) -> float:

@@ -30,6 +30,7 @@ from mixchat.ui.stats import error_advice, format_stats
 from mixchat.ui.storage import StoreGateway, close_stores
 from mixchat.ui.transcript import Entry, Op, Transcript
 from mixchat.ui.transcript.batching import MAX_INTERVAL, MIN_INTERVAL, Batcher
+from mixchat.ui.transcript.component import REPLAY
 from scripted_backend import ScriptedBackend
 
 #: Bytes of framing each custom message costs on the websocket (measured: 230-260).
@@ -169,7 +170,7 @@ def test_transcript_keeps_what_it_shows_and_sends_dicts_as_json() -> None:
     transcript = Transcript()
     sent: list[list[object]] = []
     transcript._models = {"root": None}  # type: ignore[assignment]  # as if on a page
-    transcript._send_msg = sent.extend  # type: ignore[method-assign]
+    transcript._send_msg = lambda push: sent.extend(push[1:])  # type: ignore[method-assign]
     user = transcript.append("user", "hi <b>")
     reply = transcript.append("assistant", name="echo", status="streaming")
     transcript.set(reply, progress="Thinking…")
@@ -194,12 +195,67 @@ def test_a_view_that_renders_late_gets_the_whole_transcript() -> None:
     transcript._dirty = False
     sent: list[list[object]] = []
     transcript._models = {"root": None}  # type: ignore[assignment]
-    transcript._send_msg = sent.extend  # type: ignore[method-assign]
+    transcript._send_msg = lambda push: sent.extend(push[1:])  # type: ignore[method-assign]
     transcript._handle_msg({"type": "ready"})
     assert sent == []  # the page-build parameter already had it all
     transcript.append("user", "pushed before the view listened")
     transcript._handle_msg({"type": "ready"})
-    assert sent[-1][0] == Op.LOAD and len(json.loads(str(sent[-1][1]))) == 2
+    load, busy = sent[-2:]  # the whole transcript, and whether a reply is being written
+    assert load[0] == Op.LOAD and len(json.loads(str(load[1]))) == 2
+    assert busy == [Op.BUSY, False]
+
+
+class _Socket:
+    """A transcript socket that records what it is sent (``alive``: False once closed)."""
+
+    def __init__(self) -> None:
+        self.pushes: list[list[object]] = []
+        self.alive = True
+
+    def push(self, text: str) -> bool:
+        if self.alive:
+            self.pushes.append(json.loads(text))
+        return self.alive
+
+    def close(self) -> None:
+        self.alive = False
+
+
+def test_pushes_are_numbered_and_a_reopened_socket_gets_what_it_missed() -> None:
+    transcript = Transcript()
+    bokeh: list[list[object]] = []
+    transcript._models = {"root": None}  # type: ignore[assignment]
+    transcript._send_msg = bokeh.append  # type: ignore[method-assign]
+    transcript.append("user", "one")
+    transcript._drain()
+    socket, later = _Socket(), _Socket()
+    transcript.listen(socket, seen=1)  # type: ignore[arg-type]
+    assert socket.pushes == []  # it had push 1 (from Bokeh's socket)
+    for text in ("two", "three"):
+        transcript.append("user", text)
+        transcript._drain()
+    assert [push[0] for push in bokeh] == [1] and [p[0] for p in socket.pushes] == [2, 3]
+    socket.alive = False  # gone without a word: the next push falls back to Bokeh's
+    transcript.append("user", "four")
+    transcript._drain()
+    assert [push[0] for push in bokeh] == [1, 4]
+    transcript.listen(later, seen=2)  # type: ignore[arg-type]  # the page lost push 3
+    assert [push[0] for push in later.pushes] == [3, 4]  # 4 twice: the page drops one
+    assert not socket.alive
+
+
+def test_a_socket_that_missed_more_than_is_kept_gets_the_whole_transcript() -> None:
+    transcript = Transcript()
+    transcript._models = {"root": None}  # type: ignore[assignment]
+    transcript._send_msg = lambda push: None  # type: ignore[method-assign]
+    for index in range(REPLAY + 5):
+        transcript.append("user", f"message {index}")
+        transcript._drain()
+    socket = _Socket()
+    transcript.listen(socket, seen=2)  # type: ignore[arg-type]
+    ops = [op for push in socket.pushes for op in push[1:]]
+    assert socket.pushes[0][0] == REPLAY + 6 and [op[0] for op in ops] == [Op.LOAD, Op.BUSY]
+    assert len(json.loads(ops[0][1])) == REPLAY + 5
 
 
 def test_transcript_events_skip_the_busy_counter() -> None:
@@ -458,7 +514,7 @@ async def test_an_opened_conversation_reads_a_replys_prompt_only_to_inspect_it(
     assert reply.inspect and turn.prompt is None  # "Inspect prompt", the record left stored
     sent: list[list[object]] = []
     other.transcript._models = {"root": None}  # type: ignore[assignment]
-    other.transcript._send_msg = sent.extend  # type: ignore[method-assign]
+    other.transcript._send_msg = lambda push: sent.extend(push[1:])  # type: ignore[method-assign]
     await other.inspect(reply.id)
     other.transcript._drain()
     assert turn.prompt is not None and turn.prompt["messages"][-1]["content"] == "first"

@@ -20,6 +20,7 @@ from mixchat.ui.app import TITLE, create_app
 from mixchat.ui.render import ASSETS, ASSETS_ROUTE
 from mixchat.ui.scheme import SCHEME_URL
 from mixchat.ui.static_gzip import StaticGzip
+from mixchat.ui.transcript import channel as transcript_channel
 
 log = logging.getLogger("mixchat.ui")
 
@@ -132,9 +133,13 @@ def serve(
         preset.entry(catalog)
     configure_panel()
     options = login.panel_options()
-    # The API beside the app, plus any routes the caller adds (the benchmarks' probe).
+    origins = websocket_origins(host, settings.port, allow_websocket_origin)
+    compression = settings.websocket_compression or None
+    # The API and the transcripts' own websocket beside the app, plus any routes the caller
+    # adds (the benchmarks' probe).
     options["extra_patterns"] = [
         *api_routes(api_access(settings, login=login.configured, catalog=catalog)),
+        transcript_channel.route(compression, origins),
         *kwargs.pop("extra_patterns", []),
     ]
     _log_to_stderr()
@@ -155,7 +160,7 @@ def serve(
         {"/": lambda: create_app(settings, catalog)},
         port=settings.port,
         address=host,
-        websocket_origin=websocket_origins(host, settings.port, allow_websocket_origin),
+        websocket_origin=origins,
         num_procs=num_procs,
         show=show,
         title=TITLE,
@@ -163,7 +168,7 @@ def serve(
         # Each websocket message repeats ~250 bytes of Bokeh framing; deflate with context
         # takeover sends it as a few bytes (and the page's first document at ~1/4 its size)
         # for ~300 KB of zlib state per open page and microseconds per message.
-        websocket_compression_level=settings.websocket_compression or None,
+        websocket_compression_level=compression,
         transforms=[StaticGzip],  # the page's ~3.8 MB of scripts as ~1 MB (static_gzip.py)
         start=True,
         verbose=False,

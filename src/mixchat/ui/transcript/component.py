@@ -10,8 +10,13 @@ the server the same at turn 1 and at turn 300.
 The server keeps the authoritative copy (``entries``): when a view renders after messages
 were pushed (a reconnect, a re-render), it asks for it (``ready``) and gets it whole.
 
-Wire format: each websocket message is a list of ops, the ops of one event-loop turn (a
-user's message, the reply's bubble and its status line travel together); each op is a list,
+Pushes travel on the transcript's own websocket once the page has opened it (``channel.py``:
+one frame of JSON instead of a Bokeh message of three), on Bokeh's before that or while it
+is down. Each push is numbered, ``[n, op, op, ...]``, and the
+page applies them in order whichever socket brought them.
+
+Wire format: each push is its number then the ops of one event-loop turn (a user's message,
+the reply's bubble and its status line travel together); each op is a list,
 ``[op, *args]``, with ``op`` one of :class:`Op`. Lists
 and strings are plain JSON on Bokeh's websocket, while a dict becomes a verbose Bokeh "map"
 (and a JS ``Map``): so dicts travel as one JSON string, text deltas as plain strings.
@@ -22,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -32,10 +38,14 @@ from panel.custom import JSComponent
 from panel.io.state import set_curdoc
 
 from mixchat.ui.transcript.batching import Batcher
+from mixchat.ui.transcript.channel import TranscriptSocket, register
 
 log = logging.getLogger(__name__)
 
 DIST = Path(__file__).parent / "dist"
+#: Pushes kept for a page whose transcript socket reconnects (about 25 replies' worth);
+#: one that missed more gets the whole transcript instead.
+REPLAY = 256
 Role = Literal["user", "assistant", "notice"]
 #: How a message on screen stands: "streaming" until its reply finishes; "interrupted":
 #: the server died while writing it (the text is what was saved).
@@ -124,6 +134,8 @@ class Transcript(JSComponent):
     max_document_bytes = param.Integer(
         default=10 * 1024 * 1024, doc="Files larger than this are refused before upload."
     )
+    channel = param.String(default="", doc="The token of this transcript's own websocket.")
+    seq = param.Integer(default=0, doc="The number of the last push ``messages`` includes.")
 
     _bundle: ClassVar[Path] = DIST / "transcript.bundle.js"
     _esm: ClassVar[Path] = DIST / "transcript.bundle.js"
@@ -138,16 +150,29 @@ class Transcript(JSComponent):
         self._dirty = False  # pushed something the page-build snapshot lacks
         self._outbox: list[list[Any]] = []
         self.on_action: ActionHandler | None = None
-        self.updates_sent = 0  # custom messages sent (for tests and benchmarks)
+        self.updates_sent = 0  # pushes sent (for tests and benchmarks)
+        self._pushed = 0  # the number of the last push
+        self._recent: deque[tuple[int, str]] = deque(maxlen=REPLAY)
+        self._socket: TranscriptSocket | None = None
+        self._busy = False
+        self.channel = register(self)
 
     # -- building the page
     def _get_model(self, doc: Any, root: Any = None, parent: Any = None, comm: Any = None) -> Any:
         """The page gets the transcript as it is now, in one parameter."""
         self._flush_all()
         self._outbox = []
-        self.param.update(messages=[entry.wire() for entry in self.entries])
+        self._recent.clear()
+        self.param.update(messages=[entry.wire() for entry in self.entries], seq=self._pushed)
         self._dirty = False
         return super()._get_model(doc, root, parent, comm)
+
+    def _cleanup(self, root: Any = None) -> None:
+        """The page went: so does its socket (which holds this transcript alive)."""
+        super()._cleanup(root)
+        if not self._models and self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
     # -- the API ChatController uses
     def append(self, role: Role, text: str = "", *, typed: bool = False, **fields: Any) -> int:
@@ -251,6 +276,7 @@ class Transcript(JSComponent):
         self._send([Op.LOAD, _json([entry.wire() for entry in self.entries])])
 
     def busy(self, on: bool) -> None:
+        self._busy = on
         self._send([Op.BUSY, on])
 
     def set_input(self, text: str) -> None:
@@ -275,9 +301,10 @@ class Transcript(JSComponent):
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
             return
         if data["type"] == "ready":
-            if self._dirty:  # messages pushed before this view listened: send them all
-                self._flush_all()
-                self._send([Op.LOAD, _json([entry.wire() for entry in self.entries])])
+            # Messages pushed before this view listened, or pushes the page waited for in
+            # vain (``resync``): send it everything.
+            if self._dirty or data.get("resync"):
+                self._resync()
             return
         if self.on_action is not None:
             self.on_action(data["type"], data)
@@ -300,9 +327,42 @@ class Transcript(JSComponent):
 
     def _drain(self) -> None:
         ops, self._outbox = self._outbox, []
-        if ops and self._models:
-            self.updates_sent += 1
-            self._send_msg(ops)
+        if not ops or not self._models:
+            return
+        self.updates_sent += 1
+        self._pushed += 1
+        push = [self._pushed, *ops]
+        text = _json(push)
+        self._recent.append((self._pushed, text))
+        if self._socket is None or not self._socket.push(text):
+            self._send_msg(push)
+
+    def _resync(self) -> None:
+        """The whole transcript, and whether a reply is being written, as one push."""
+        self._flush_all()
+        self._send([Op.LOAD, _json([entry.wire() for entry in self.entries])])
+        self._send([Op.BUSY, self._busy])
+
+    # -- the transcript's own websocket (channel.py)
+    def listen(self, socket: TranscriptSocket, seen: int) -> None:
+        """The page opened its socket, having applied pushes up to ``seen``: later pushes go
+        there, and the ones it missed go first (or, if they are gone, everything)."""
+        if self._socket is not None and self._socket is not socket:
+            self._socket.close()  # one listener: the newest
+        self._socket = socket
+        oldest = self._recent[0][0] if self._recent else self._pushed + 1
+        if seen >= self._pushed:
+            return
+        if seen + 1 < oldest:
+            self._resync()
+            return
+        for number, text in self._recent:
+            if number > seen and not socket.push(text):
+                return
+
+    def unlisten(self, socket: TranscriptSocket) -> None:
+        if self._socket is socket:
+            self._socket = None
 
     def _flush(self, entry_id: int) -> None:
         batch = self._batches.get(entry_id)

@@ -651,10 +651,85 @@ class Transcript {
   }
 }
 
+const GAP_WAIT = 3000 // ms a push may wait for an earlier one before the page asks for all
+const RETRY = [500, 1000, 2000, 5000, 10000] // ms between attempts to reopen the socket
+
+/** The server's pushes, ``[n, op, op, ...]``, applied in order of ``n`` whichever socket
+ * brought them: Bokeh's, or the transcript's own (channel.py), opened here. Ones already
+ * applied are dropped (a reconnect replays what it may have missed); one that arrives early
+ * waits for the ones before it; a push with the whole transcript ("l") starts afresh. */
+class Pushes {
+  constructor(model, apply) {
+    this.model = model
+    this.apply = apply
+    this.seen = model.seq || 0 // the page was built with pushes up to this one
+    this.early = new Map()
+    this.gapTimer = 0
+    this.socket = null
+    this.attempt = 0
+    this.closed = false
+  }
+
+  receive(push) {
+    if (!Array.isArray(push) || typeof push[0] !== "number") return
+    const n = push[0]
+    if (n <= this.seen) return
+    if (n !== this.seen + 1 && !push.some((op) => Array.isArray(op) && op[0] === "l")) {
+      this.early.set(n, push)
+      if (!this.gapTimer) this.gapTimer = setTimeout(() => this.resync(), GAP_WAIT)
+      return
+    }
+    this.take(push)
+    for (let next; (next = this.early.get(this.seen + 1)); ) this.take(next)
+    for (const k of this.early.keys()) if (k <= this.seen) this.early.delete(k)
+    if (!this.early.size && this.gapTimer) { clearTimeout(this.gapTimer); this.gapTimer = 0 }
+  }
+
+  take(push) {
+    this.early.delete(push[0])
+    this.seen = push[0]
+    for (let i = 1; i < push.length; i++) this.apply(push[i])
+  }
+
+  resync() {
+    this.gapTimer = 0
+    if (this.early.size) this.model.send_msg({ type: "ready", resync: true })
+  }
+
+  open() {
+    if (this.closed || !this.model.channel || typeof WebSocket === "undefined") return
+    const url = new URL(`mixchat-transcript?token=${encodeURIComponent(this.model.channel)}&seen=${this.seen}`, document.baseURI)
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:"
+    const socket = new WebSocket(url)
+    this.socket = socket
+    socket.onopen = () => { this.attempt = 0 }
+    socket.onmessage = (event) => { try { this.receive(JSON.parse(event.data)) } catch (_) {} }
+    socket.onclose = (event) => {
+      if (this.socket !== socket || this.closed) return
+      this.socket = null
+      // 4404: the server knows no such transcript (another process, a restart): Bokeh's socket
+      // still brings every push, so a few tries are enough.
+      if (event.code === 4404 && this.attempt >= 3) return
+      setTimeout(() => this.open(), RETRY[Math.min(this.attempt++, RETRY.length - 1)])
+    }
+  }
+
+  close() {
+    this.closed = true
+    if (this.gapTimer) clearTimeout(this.gapTimer)
+    if (this.socket) this.socket.close()
+  }
+}
+
 export function render({ model, el: root }) {
   const transcript = new Transcript(model, root)
-  model.on("msg:custom", (ops) => { for (const op of ops) transcript.handle(op) })
-  model.on("remove", () => { if (transcript.frame) cancelAnimationFrame(transcript.frame) })
+  const pushes = new Pushes(model, (op) => transcript.handle(op))
+  model.on("msg:custom", (push) => pushes.receive(push))
+  model.on("remove", () => {
+    pushes.close()
+    if (transcript.frame) cancelAnimationFrame(transcript.frame)
+  })
+  pushes.open()
   // Messages pushed before this view existed are not in the document: ask for the whole
   // transcript (a re-render or a reconnect gets what is on screen now).
   model.send_msg({ type: "ready", shown: (model.messages || []).length })
