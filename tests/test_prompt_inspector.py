@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -34,6 +35,17 @@ def test_fit_context_says_which_messages_were_dropped() -> None:
     kept, dropped = fit_context(messages, count, context_length=30, max_tokens=10)
     assert kept == [messages[0], messages[3]] and dropped == messages[1:3]
     assert fit_context(messages, count, None, 10) == (messages, [])
+
+
+def test_a_prompt_record_as_a_dict_is_a_copy_with_every_field() -> None:
+    messages: list[Message] = [{"role": "user", "content": "hi"}]
+    record = PromptRecord("echo", "m", messages, {"temperature": 0.5}, token_ids=[1, 2])
+    data = record.to_dict()
+    assert data == dataclasses.asdict(record)
+    data["messages"][0]["content"] = "changed"
+    data["token_ids"].append(3)
+    assert record.messages[0]["content"] == "hi" and record.token_ids == [1, 2]
+    assert PromptRecord.from_dict(record.to_dict()) == record
 
 
 def test_mistral_common_ids_refuses_what_it_does_not_take() -> None:

@@ -447,8 +447,9 @@ class ChatController:
         )
         finished = await stream_reply(backend.stream(request), reply)
         # Recorded after the reply, not before: it would delay the first token.
-        record = await asyncio.to_thread(record_prompt, backend, request, dropped)
-        reply.prompt = record.to_dict()  # kept with the reply: "Inspect prompt"
+        reply.prompt = await asyncio.to_thread(  # kept with the reply: "Inspect prompt"
+            lambda: record_prompt(backend, request, dropped).to_dict()
+        )
         return finished
 
     def stop(self) -> None:
