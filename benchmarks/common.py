@@ -93,7 +93,10 @@ class Row:
     def met(self) -> bool | None:
         if self.target is None or math.isnan(self.value):
             return None
-        return self.value >= self.target if self.higher_is_better else self.value <= self.target
+        slack = 1e-9 * abs(self.target)  # a figure equal to its target, up to float rounding
+        if self.higher_is_better:
+            return self.value >= self.target - slack
+        return self.value <= self.target + slack
 
     @property
     def verdict(self) -> str:

@@ -3,7 +3,8 @@
 On the echo backend (it repeats the message, token by token, with a small delay), so all the
 server's work is the app's own: the transcript, the store, Panel and Bokeh. One page holds a
 conversation of ``cfg.web_turns`` exchanges of ~200 words each; for each exchange the server
-process's CPU time (``/proc``, through psutil) from the Enter key until the reply's footer
+process's CPU time (its threads' run time in ``/proc``, to the nanosecond: ``cpu_times``
+counts 10 ms ticks) from the Enter key until the reply's footer
 shows and the store writes after it are done, the bytes the page received meanwhile, and the
 reply's own size. Then new pages: a fresh one (the welcome only), and a fresh one that opens
 a stored conversation of 50 messages from the list.
@@ -18,7 +19,7 @@ from typing import NamedTuple
 
 import psutil
 from common import ECHO_DELAY, Config, Section, Stopwatch, median
-from web import ChatPage, Chromium, Server, cpu_seconds
+from web import ChatPage, Chromium, Server, run_seconds
 
 from mixchat.backends import ChatRequest, get_backend
 from mixchat.config import SamplingParams, load_settings
@@ -50,10 +51,10 @@ def seed_conversation(database_url: str, messages: int = 50) -> None:
 
 async def _exchange(page: ChatPage, server: psutil.Process, turn: int) -> dict[str, float]:
     start_frames = len(page.frames)
-    before = cpu_seconds(server)
+    before = run_seconds(server)
     reply = await page.send(echo_message(turn))
     await asyncio.sleep(SETTLE)
-    cpu = cpu_seconds(server) - before
+    cpu = run_seconds(server) - before
     frames = page.frames[start_frames:]
     return {
         "cpu": cpu,
@@ -89,13 +90,13 @@ class NewPage(NamedTuple):
 async def _new_page(
     browser: Chromium, url: str, server: psutil.Process, open_title: str = ""
 ) -> NewPage:
-    before = cpu_seconds(server)
+    before = run_seconds(server)
     page, seconds = await browser.open_chat(url)
     if open_title:
         await page.page.locator("button", has_text=open_title).first.click()
         await page.page.locator(".mixchat-user").nth(24).wait_for(timeout=60_000)
     await asyncio.sleep(SETTLE)
-    cpu = cpu_seconds(server) - before
+    cpu = run_seconds(server) - before
     await page.page.close()
     frames = page.frames
     return NewPage(cpu, seconds, sum(f.wire for f in frames), sum(f.size for f in frames))
