@@ -12,8 +12,8 @@ were pushed (a reconnect, a re-render), it asks for it (``ready``) and gets it w
 
 Pushes travel on the transcript's own websocket once the page has opened it (``channel.py``:
 one frame of JSON instead of a Bokeh message of three), on Bokeh's before that or while it
-is down. Each push is numbered, ``[n, op, op, ...]``, and the
-page applies them in order whichever socket brought them.
+is down. Each push is numbered, ``[n, op, op, ...]``, and the page applies them in order
+whichever socket brought them.
 
 Wire format: each push is its number then the ops of one event-loop turn (a user's message,
 the reply's bubble and its status line travel together); each op is a list,
@@ -334,8 +334,10 @@ class Transcript(JSComponent):
         push = [self._pushed, *ops]
         text = _json(push)
         self._recent.append((self._pushed, text))
-        if self._socket is None or not self._socket.push(text):
-            self._send_msg(push)
+        if self._socket is not None and self._socket.push(text):
+            return
+        self._socket = None  # none yet, or it closed: Bokeh's socket until the page reopens it
+        self._send_msg(push)
 
     def _resync(self) -> None:
         """The whole transcript, and whether a reply is being written, as one push."""
